@@ -1,0 +1,119 @@
+"""ecocascade: cheapest model first, judge, escalate — and remember what worked.
+
+The public names below are imported lazily, so ``import ecocascade`` stays fast and never pulls
+in LiteLLM, torch or Chroma until they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    # controller
+    "Attempt": "ecocascade.controller.result",
+    "Cascade": "ecocascade.controller.cascade",
+    "CascadeResult": "ecocascade.controller.result",
+    "ChatSolver": "ecocascade.controller.solvers",
+    # models
+    "Price": "ecocascade.models.tier",
+    "RetryPolicy": "ecocascade.models.tier",
+    "Tier": "ecocascade.models.tier",
+    "TierClient": "ecocascade.models.client",
+    # judges
+    "AllOf": "ecocascade.judges.combinators",
+    "AnyOf": "ecocascade.judges.combinators",
+    "CheckJudge": "ecocascade.judges.check",
+    "ContainsJudge": "ecocascade.judges.check",
+    "ExecutionJudge": "ecocascade.judges.execution",
+    "HumanJudge": "ecocascade.judges.human",
+    "LLMJudge": "ecocascade.judges.llm",
+    "RegexJudge": "ecocascade.judges.check",
+    # config
+    "CascadeConfig": "ecocascade.config.schema",
+    "load_config": "ecocascade.config.loader",
+    # contracts and values
+    "Judge": "ecocascade.types",
+    "Solution": "ecocascade.types",
+    "Solver": "ecocascade.types",
+    "Task": "ecocascade.types",
+    "Usage": "ecocascade.types",
+    "Verdict": "ecocascade.types",
+    # errors
+    "CascadeFailedError": "ecocascade.exceptions",
+    "ConfigError": "ecocascade.exceptions",
+    "EcoCascadeError": "ecocascade.exceptions",
+    "JudgeError": "ecocascade.exceptions",
+    "ProviderError": "ecocascade.exceptions",
+}
+
+__all__ = [
+    "AllOf",
+    "AnyOf",
+    "Attempt",
+    "Cascade",
+    "CascadeConfig",
+    "CascadeFailedError",
+    "CascadeResult",
+    "ChatSolver",
+    "CheckJudge",
+    "ConfigError",
+    "ContainsJudge",
+    "EcoCascadeError",
+    "ExecutionJudge",
+    "HumanJudge",
+    "Judge",
+    "JudgeError",
+    "LLMJudge",
+    "Price",
+    "ProviderError",
+    "RegexJudge",
+    "RetryPolicy",
+    "Solution",
+    "Solver",
+    "Task",
+    "Tier",
+    "TierClient",
+    "Usage",
+    "Verdict",
+    "__version__",
+    "load_config",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ecocascade' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from ecocascade.config.loader import load_config
+    from ecocascade.config.schema import CascadeConfig
+    from ecocascade.controller.cascade import Cascade
+    from ecocascade.controller.result import Attempt, CascadeResult
+    from ecocascade.controller.solvers import ChatSolver
+    from ecocascade.exceptions import (
+        CascadeFailedError,
+        ConfigError,
+        EcoCascadeError,
+        JudgeError,
+        ProviderError,
+    )
+    from ecocascade.judges.check import CheckJudge, ContainsJudge, RegexJudge
+    from ecocascade.judges.combinators import AllOf, AnyOf
+    from ecocascade.judges.execution import ExecutionJudge
+    from ecocascade.judges.human import HumanJudge
+    from ecocascade.judges.llm import LLMJudge
+    from ecocascade.models.client import TierClient
+    from ecocascade.models.tier import Price, RetryPolicy, Tier
+    from ecocascade.types import Judge, Solution, Solver, Task, Usage, Verdict

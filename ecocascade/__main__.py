@@ -1,0 +1,3 @@
+from ecocascade.cli import main
+
+main()

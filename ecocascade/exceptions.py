@@ -1,0 +1,151 @@
+"""Every error ecocascade raises.
+
+Caller mistakes and runtime failures are separate branches, so an app can let the first crash
+loudly and handle the second::
+
+    EcoCascadeError
+    ├── ConfigError                  the caller's mistake: fix the input and call again
+    │   └── JudgeUnavailableError    a judge that cannot work here (human judge without a TTY)
+    ├── ProviderError                one model call failed, after retries where they make sense
+    │   ├── RateLimitedError         HTTP 429, with ``retry_after_s`` if sent     [transient]
+    │   ├── ProviderTimeoutError     no answer within the tier's timeout          [transient]
+    │   ├── ProviderUnavailableError connection refused/dropped, HTTP 5xx        [transient]
+    │   ├── ContextWindowExceededError  the prompt does not fit this model
+    │   ├── MalformedResponseError   the provider answered, but not with a usable completion
+    │   └── ProviderRejectedError    any other 4xx: bad key, unknown model, bad request
+    ├── JudgeError                   a judge could not reach a verdict (its model failed, …)
+    └── CascadeFailedError           no tier produced an accepted answer; carries the result
+
+Exceptions carry data (model, status, retry-after, the full result) and never log.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ecocascade.controller.result import CascadeResult
+
+__all__ = [
+    "CascadeFailedError",
+    "ConfigError",
+    "ContextWindowExceededError",
+    "EcoCascadeError",
+    "JudgeError",
+    "JudgeUnavailableError",
+    "MalformedResponseError",
+    "ProviderError",
+    "ProviderRejectedError",
+    "ProviderTimeoutError",
+    "ProviderUnavailableError",
+    "RateLimitedError",
+]
+
+
+class EcoCascadeError(Exception):
+    """Base class of every error ecocascade raises."""
+
+
+class ConfigError(EcoCascadeError, ValueError):
+    """Bad input from the caller: a config file, a tier, a judge spec, a CLI flag.
+
+    ``where`` names the file and/or field (``cascade.yaml: tiers.0.price``) so the message can say
+    exactly what to fix.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class JudgeUnavailableError(ConfigError):
+    """The judge cannot run in this environment (e.g. a human judge with no terminal attached)."""
+
+
+class ProviderError(EcoCascadeError):
+    """A model call failed. ``transient`` errors were retried before this was raised."""
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status_code: int | None = None,
+        retries: int = 0,
+    ) -> None:
+        self.model = model
+        self.status_code = status_code
+        self.retries = retries
+        super().__init__(message)
+
+    @property
+    def kind(self) -> str:
+        """Short stable name used in results and logs (``rate_limited``, ``timeout``, …)."""
+        return _KINDS[type(self)]
+
+
+class RateLimitedError(ProviderError):
+    transient = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str,
+        status_code: int | None = 429,
+        retries: int = 0,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, model=model, status_code=status_code, retries=retries)
+        self.retry_after_s = retry_after_s
+
+
+class ProviderTimeoutError(ProviderError):
+    transient = True
+
+
+class ProviderUnavailableError(ProviderError):
+    transient = True
+
+
+class ContextWindowExceededError(ProviderError):
+    pass
+
+
+class MalformedResponseError(ProviderError):
+    pass
+
+
+class ProviderRejectedError(ProviderError):
+    pass
+
+
+_KINDS: dict[type[ProviderError], str] = {
+    ProviderError: "provider_error",
+    RateLimitedError: "rate_limited",
+    ProviderTimeoutError: "timeout",
+    ProviderUnavailableError: "unavailable",
+    ContextWindowExceededError: "context_window",
+    MalformedResponseError: "malformed_response",
+    ProviderRejectedError: "rejected",
+}
+
+
+class JudgeError(EcoCascadeError):
+    """A judge could not reach a verdict. The cascade treats the answer as not accepted."""
+
+    def __init__(self, message: str, *, judge: str, cost_usd: float | None = 0.0) -> None:
+        self.judge = judge
+        self.cost_usd = cost_usd  # what the failed judging still cost (None: unknown)
+        super().__init__(message)
+
+
+class CascadeFailedError(EcoCascadeError):
+    """No tier produced an accepted answer. ``result`` holds every attempt that was made."""
+
+    def __init__(self, result: CascadeResult) -> None:
+        self.result = result
+        tried = ", ".join(f"{a.model}: {a.verdict}" for a in result.attempts) or "no attempt"
+        super().__init__(f"no tier produced an accepted answer ({result.stop_reason}; {tried})")

@@ -1,0 +1,177 @@
+"""One tier's model behind LiteLLM: bounded retries, typed errors, usage and cost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ecocascade._env import import_litellm
+from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderError
+from ecocascade.models.errors import map_provider_error
+from ecocascade.models.pricing import call_cost, known_price
+from ecocascade.models.tier import Tier
+from ecocascade.types import Message, Usage
+
+__all__ = ["Completion", "TierClient"]
+
+log = structlog.get_logger(__name__)
+
+# Sent as the key to a custom ``api_base`` when the tier names no key variable, so a local
+# OpenAI-compatible server works without one and a real OPENAI_API_KEY is never sent to it.
+_NO_KEY = "no-key"
+# Extra seconds our own watchdog allows beyond the tier's timeout before giving up on LiteLLM.
+_WATCHDOG_GRACE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One successful model call (after any retries)."""
+
+    text: str
+    model: str
+    usage: Usage
+    cost_usd: float | None
+    latency_s: float
+    retries: int = 0
+    finish_reason: str | None = None
+    tool_calls: Sequence[Any] = ()
+    raw: Any = field(default=None, repr=False, compare=False)
+
+
+class TierClient:
+    """Calls one tier's model. Shared by solvers and LLM judges so every call is accounted alike."""
+
+    def __init__(self, tier: Tier) -> None:
+        self.tier = tier
+        self._api_key = self._resolve_key(tier)
+        import_litellm()  # pay LiteLLM's ~3 s import here, not inside the first timed call
+
+    @staticmethod
+    def _resolve_key(tier: Tier) -> str | None:
+        if tier.api_key_env is not None:
+            key = os.environ.get(tier.api_key_env)
+            if not key:
+                raise ConfigError(
+                    f"environment variable {tier.api_key_env} is not set",
+                    where=f"tier {tier.label}: api_key_env",
+                )
+            return key
+        return _NO_KEY if tier.api_base is not None else None
+
+    @property
+    def label(self) -> str:
+        return self.tier.label
+
+    def estimate_cost(self, messages: Sequence[Message], output_tokens: int) -> float | None:
+        """Upper-bound-ish cost of one call: counted prompt tokens plus ``output_tokens``."""
+        price = known_price(self.tier)
+        if price is None:
+            return None
+        litellm = import_litellm()
+        try:
+            prompt_tokens = litellm.token_counter(model=self.tier.model, messages=list(messages))
+        except Exception:  # tokenizer unavailable for this model: fall back to a char heuristic
+            prompt_tokens = sum(len(str(m.get("content") or "")) for m in messages) // 3 + 4
+        return price.cost(prompt_tokens, output_tokens)
+
+    @property
+    def max_output_tokens(self) -> int | None:
+        value = self.tier.params.get("max_tokens") or self.tier.params.get("max_completion_tokens")
+        return int(value) if value else None
+
+    async def complete(self, messages: Sequence[Message], **params: Any) -> Completion:
+        """One chat completion, retrying transient errors per the tier's policy.
+
+        Raises a :class:`~ecocascade.exceptions.ProviderError` subclass if it fails for good.
+        """
+        retries = 0
+        started = time.perf_counter()
+        while True:
+            try:
+                completion = await self._call_once(messages, params)
+            except ProviderError as error:
+                delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
+                if not error.transient or delay is None:
+                    error.retries = retries
+                    raise
+                retries += 1
+                log.info(
+                    "model.retry",
+                    model=self.label,
+                    error=error.kind,
+                    retry=retries,
+                    delay_s=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                continue
+            latency = time.perf_counter() - started
+            return Completion(
+                text=completion.text,
+                model=self.label,
+                usage=completion.usage,
+                cost_usd=completion.cost_usd,
+                latency_s=latency,
+                retries=retries,
+                finish_reason=completion.finish_reason,
+                tool_calls=completion.tool_calls,
+                raw=completion.raw,
+            )
+
+    async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
+        litellm = import_litellm()
+        tier = self.tier
+        kwargs: dict[str, Any] = {**tier.params, **params}
+        kwargs.update(
+            model=tier.model,
+            messages=list(messages),
+            timeout=tier.timeout_s,
+            num_retries=0,  # retries are ours: bounded, typed, logged
+            max_retries=0,  # and the OpenAI SDK's own retries are off
+        )
+        if tier.api_base is not None:
+            kwargs["api_base"] = tier.api_base
+        if self._api_key is not None:
+            kwargs["api_key"] = self._api_key
+        started = time.perf_counter()
+        try:
+            response = await asyncio.wait_for(
+                litellm.acompletion(**kwargs), tier.timeout_s + _WATCHDOG_GRACE_S
+            )
+        except Exception as exc:
+            mapped = map_provider_error(exc, model=tier.label)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        return self._parse(response, time.perf_counter() - started)
+
+    def _parse(self, response: Any, latency: float) -> Completion:
+        choices = getattr(response, "choices", None)
+        if not choices:
+            raise MalformedResponseError(
+                f"{self.label}: the provider returned no choices", model=self.label
+            )
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None) or ""
+        tool_calls = tuple(getattr(message, "tool_calls", None) or ())
+        usage_obj = getattr(response, "usage", None)
+        usage = Usage(
+            input_tokens=int(getattr(usage_obj, "prompt_tokens", 0) or 0),
+            output_tokens=int(getattr(usage_obj, "completion_tokens", 0) or 0),
+        )
+        return Completion(
+            text=text,
+            model=self.label,
+            usage=usage,
+            cost_usd=call_cost(self.tier, usage.input_tokens, usage.output_tokens),
+            latency_s=latency,
+            finish_reason=getattr(choice, "finish_reason", None),
+            tool_calls=tool_calls,
+            raw=response,
+        )
