@@ -1,0 +1,7 @@
+"""The hierarchy controller: where escalation happens."""
+
+from ecocascade.controller.cascade import Cascade
+from ecocascade.controller.result import Attempt, CascadeResult
+from ecocascade.controller.solvers import ChatSolver
+
+__all__ = ["Attempt", "Cascade", "CascadeResult", "ChatSolver"]

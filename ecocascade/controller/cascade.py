@@ -1,0 +1,279 @@
+"""The hierarchy controller: cheapest tier first, judge, escalate on rejection or failure.
+
+This is where escalation happens. For each query the cascade walks the ladder:
+
+1. (budget) estimate the next attempt; stop if spent + estimate would exceed the budget;
+2. the solver answers on this tier — a provider error that survives the tier's retries, a context
+   window overflow or a crashing solver is recorded as an ``error`` attempt, never raised;
+3. the judge decides; a judge that cannot decide counts as not accepted;
+4. accepted → done; otherwise escalate to the next tier.
+
+Every attempt is kept in the result, so a query is never silently lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from ecocascade.controller.result import Attempt, CascadeResult, StopReason
+from ecocascade.controller.solvers import ChatSolver
+from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
+from ecocascade.models.client import TierClient
+from ecocascade.models.tier import Tier
+from ecocascade.types import Judge, Message, Solver, Task, Verdict
+
+__all__ = ["Cascade"]
+
+log = structlog.get_logger(__name__)
+
+_DEFAULT_OUTPUT_TOKENS_FOR_BUDGET = 512
+
+
+class Cascade:
+    """An ordered ladder of tiers, cheapest first, with a judge deciding when to stop.
+
+    >>> cascade = Cascade(["openai/gpt-4o-mini", "openai/gpt-4o"], judge=ContainsJudge("Paris"))
+    >>> result = await cascade.run("What is the capital of France?")
+
+    ``budget_usd`` caps what one query may spend (models + judges): before each attempt the cascade
+    estimates its cost — counted prompt tokens plus the tier's ``max_tokens`` (or
+    ``budget_output_tokens`` when unset) at the tier's price — and stops escalating if the total
+    would exceed the budget. A tier with an unknown price cannot be shown to fit, so under a budget
+    the cascade stops before it.
+    """
+
+    def __init__(
+        self,
+        tiers: Sequence[Tier | str],
+        judge: Judge,
+        *,
+        solver: Solver | None = None,
+        system_prompt: str | None = None,
+        budget_usd: float | None = None,
+        budget_output_tokens: int = _DEFAULT_OUTPUT_TOKENS_FOR_BUDGET,
+    ) -> None:
+        if not tiers:
+            raise ConfigError("a cascade needs at least one tier", where="tiers")
+        if isinstance(tiers, str):
+            raise ConfigError("pass a list of tiers, not a single string", where="tiers")
+        if not isinstance(judge, Judge):
+            raise ConfigError(
+                f"expected a judge (an object with .name and async .judge()), got {judge!r}",
+                where="judge",
+            )
+        if budget_usd is not None and (not math.isfinite(budget_usd) or budget_usd < 0):
+            raise ConfigError(f"must be a finite number >= 0, got {budget_usd}", where="budget_usd")
+        self.tiers: tuple[Tier, ...] = tuple(t if isinstance(t, Tier) else Tier(t) for t in tiers)
+        self.judge = judge
+        self.solver: Solver = solver or ChatSolver()
+        self.system_prompt = system_prompt
+        self.budget_usd = budget_usd
+        self.budget_output_tokens = budget_output_tokens
+        self._clients = tuple(TierClient(tier) for tier in self.tiers)
+
+    def __repr__(self) -> str:
+        ladder = " → ".join(t.label for t in self.tiers)
+        return f"Cascade({ladder}, judge={self.judge.name})"
+
+    async def run(self, query: str) -> CascadeResult:
+        """Resolve one query, cheapest tier first. Never raises for provider or judge failures."""
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError("the query must be a non-empty string", where="query")
+        run_id = uuid.uuid4().hex[:12]
+        bound = log.bind(run_id=run_id)
+        task = Task(query=query, system_prompt=self.system_prompt)
+        attempts: list[Attempt] = []
+        stop: StopReason = "exhausted"
+
+        for index, client in enumerate(self._clients):
+            if self.budget_usd is not None:
+                over = self._over_budget(attempts, client, task)
+                if over is not None:
+                    bound.info("cascade.budget_stop", tier=index, model=client.label, reason=over)
+                    stop = "budget"
+                    break
+            attempt = await self._attempt(index, client, task, bound)
+            attempts.append(attempt)
+            if attempt.accepted:
+                stop = "accepted"
+                break
+            if index + 1 < len(self._clients):
+                bound.info(
+                    "cascade.escalated",
+                    from_tier=index,
+                    to_tier=index + 1,
+                    from_model=client.label,
+                    to_model=self._clients[index + 1].label,
+                    verdict=attempt.verdict,
+                    reason=attempt.error or attempt.reason,
+                )
+
+        result = CascadeResult(
+            query=query,
+            run_id=run_id,
+            attempts=tuple(attempts),
+            stop_reason=stop,
+            budget_usd=self.budget_usd,
+        )
+        event = "cascade.resolved" if result.success else "cascade.unresolved"
+        bound.info(
+            event,
+            tier=result.tier,
+            model=result.model,
+            attempts=len(attempts),
+            stop_reason=stop,
+            cost_usd=result.cost_usd,
+            known_cost_usd=result.known_cost_usd,
+        )
+        return result
+
+    def run_sync(self, query: str) -> CascadeResult:
+        """Blocking :meth:`run` for scripts and notebooks without a running event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(query))
+        raise RuntimeError("run_sync() called from a running event loop; use `await cascade.run()`")
+
+    def _over_budget(self, attempts: list[Attempt], client: TierClient, task: Task) -> str | None:
+        """Why the next attempt would break the budget, or ``None`` if it fits."""
+        assert self.budget_usd is not None
+        spent = 0.0
+        for a in attempts:
+            for part in (a.cost_usd, a.judge_cost_usd):
+                if part is None:
+                    return f"spent cost unknown ({a.model} has no price)"
+                spent += part
+        estimate = client.estimate_cost(
+            self._prompt_for_estimate(task),
+            client.max_output_tokens or self.budget_output_tokens,
+        )
+        if estimate is None:
+            return f"{client.label} has no known price, so it cannot be shown to fit the budget"
+        if spent + estimate > self.budget_usd:
+            return (
+                f"spent ${spent:.6f} + estimated ${estimate:.6f} for {client.label}"
+                f" > budget ${self.budget_usd:.6f}"
+            )
+        return None
+
+    def _prompt_for_estimate(self, task: Task) -> list[Message]:
+        build = getattr(self.solver, "messages", None)
+        if callable(build):
+            return list(build(task))
+        return [{"role": "user", "content": task.query}]
+
+    async def _attempt(self, index: int, client: TierClient, task: Task, bound: Any) -> Attempt:
+        started = time.perf_counter()
+        try:
+            solution = await self.solver.solve(task, client)
+        except ProviderError as error:
+            attempt = Attempt(
+                tier=index,
+                model=client.label,
+                verdict="error",
+                error=error.kind,
+                error_message=str(error),
+                latency_s=time.perf_counter() - started,
+                retries=error.retries,
+            )
+            self._log_attempt(bound, attempt)
+            return attempt
+        except ConfigError:
+            raise
+        except Exception as error:  # a crashing solver must not lose the query
+            bound.warning("cascade.solver_crashed", tier=index, model=client.label, exc_info=error)
+            attempt = Attempt(
+                tier=index,
+                model=client.label,
+                verdict="error",
+                error=type(error).__name__,
+                error_message=str(error),
+                latency_s=time.perf_counter() - started,
+            )
+            self._log_attempt(bound, attempt)
+            return attempt
+        latency = time.perf_counter() - started
+
+        judged_at = time.perf_counter()
+        verdict: Verdict | None = None
+        judge_error: str | None = None
+        judge_cost: float | None = 0.0
+        try:
+            verdict = await self.judge.judge(task.query, solution.answer)
+        except JudgeError as error:
+            judge_error = str(error)
+            judge_cost = error.cost_usd
+        except ConfigError:
+            raise
+        except Exception as error:  # a crashing judge means "not verified", never "accepted"
+            bound.warning("judge.crashed", judge=self.judge.name, exc_info=error)
+            judge_error = f"{type(error).__name__}: {error}"
+        judge_latency = time.perf_counter() - judged_at
+
+        if verdict is None:
+            attempt = Attempt(
+                tier=index,
+                model=client.label,
+                verdict="error",
+                answer=solution.answer,
+                reason="the judge could not reach a verdict",
+                judge=self.judge.name,
+                error="judge_error",
+                error_message=judge_error,
+                usage=solution.usage,
+                cost_usd=solution.cost_usd,
+                judge_cost_usd=judge_cost,
+                latency_s=latency,
+                judge_latency_s=judge_latency,
+                retries=solution.retries,
+            )
+        else:
+            bound.info(
+                "judge.verdict",
+                tier=index,
+                model=client.label,
+                judge=verdict.judge or self.judge.name,
+                verdict="accept" if verdict.accepted else "reject",
+                reason=verdict.reason,
+                cost_usd=verdict.cost_usd,
+            )
+            attempt = Attempt(
+                tier=index,
+                model=client.label,
+                verdict="accept" if verdict.accepted else "reject",
+                answer=solution.answer,
+                reason=verdict.reason,
+                judge=verdict.judge or self.judge.name,
+                usage=solution.usage,
+                cost_usd=solution.cost_usd,
+                judge_cost_usd=verdict.cost_usd,
+                latency_s=latency,
+                judge_latency_s=judge_latency,
+                retries=solution.retries,
+            )
+        self._log_attempt(bound, attempt)
+        return attempt
+
+    @staticmethod
+    def _log_attempt(bound: Any, attempt: Attempt) -> None:
+        bound.info(
+            "cascade.attempt",
+            tier=attempt.tier,
+            model=attempt.model,
+            verdict=attempt.verdict,
+            error=attempt.error,
+            tokens_in=attempt.usage.input_tokens,
+            tokens_out=attempt.usage.output_tokens,
+            cost_usd=attempt.cost_usd,
+            judge_cost_usd=attempt.judge_cost_usd,
+            latency_s=round(attempt.latency_s, 4),
+            retries=attempt.retries,
+        )

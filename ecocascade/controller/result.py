@@ -1,0 +1,161 @@
+"""What a cascade run returns: every attempt, which tier answered, and what it all cost."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ecocascade.exceptions import CascadeFailedError
+from ecocascade.types import Usage, add_costs
+
+__all__ = ["Attempt", "CascadeResult", "StopReason", "VerdictKind"]
+
+VerdictKind = Literal["accept", "reject", "error"]
+StopReason = Literal["accepted", "exhausted", "budget"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One tier's try at the query.
+
+    ``verdict`` is ``"error"`` when the model call failed for good (``error`` holds the kind, e.g.
+    ``rate_limited``) or when the judge could not decide (``error == "judge_error"``).
+    ``cost_usd`` is the model's; ``judge_cost_usd`` the judge's. Either is ``None`` when unknown.
+    """
+
+    tier: int
+    model: str
+    verdict: VerdictKind
+    answer: str | None = None
+    reason: str = ""
+    judge: str | None = None
+    error: str | None = None
+    error_message: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = 0.0
+    judge_cost_usd: float | None = 0.0
+    latency_s: float = 0.0
+    judge_latency_s: float = 0.0
+    retries: int = 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.verdict == "accept"
+
+    @property
+    def total_cost_usd(self) -> float | None:
+        return add_costs(self.cost_usd, self.judge_cost_usd)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "model": self.model,
+            "verdict": self.verdict,
+            "answer": self.answer,
+            "reason": self.reason,
+            "judge": self.judge,
+            "error": self.error,
+            "error_message": self.error_message,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "cost_usd": self.cost_usd,
+            "judge_cost_usd": self.judge_cost_usd,
+            "latency_s": round(self.latency_s, 4),
+            "judge_latency_s": round(self.judge_latency_s, 4),
+            "retries": self.retries,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeResult:
+    """The outcome of one query.
+
+    ``answer`` is set only when a judge accepted it: an unverified answer is never presented as
+    the result (the rejected ones are still in ``attempts``).
+    """
+
+    query: str
+    run_id: str
+    attempts: tuple[Attempt, ...]
+    stop_reason: StopReason
+    budget_usd: float | None = None
+
+    @property
+    def success(self) -> bool:
+        return self.stop_reason == "accepted"
+
+    @property
+    def accepted_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.success else None
+
+    @property
+    def answer(self) -> str | None:
+        accepted = self.accepted_attempt
+        return accepted.answer if accepted else None
+
+    @property
+    def tier(self) -> int | None:
+        accepted = self.accepted_attempt
+        return accepted.tier if accepted else None
+
+    @property
+    def model(self) -> str | None:
+        accepted = self.accepted_attempt
+        return accepted.model if accepted else None
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Total of models and judges, or ``None`` if any part's price is unknown."""
+        return add_costs(*(a.total_cost_usd for a in self.attempts))
+
+    @property
+    def known_cost_usd(self) -> float:
+        """The sum of every part whose price is known: a lower bound when ``cost_usd`` is None."""
+        return sum(c for a in self.attempts for c in (a.cost_usd, a.judge_cost_usd) if c)
+
+    @property
+    def unpriced(self) -> tuple[str, ...]:
+        """Models (and judges) whose cost is unknown, in the order they ran."""
+        names: list[str] = []
+        for a in self.attempts:
+            if a.cost_usd is None and a.model not in names:
+                names.append(a.model)
+            if a.judge_cost_usd is None and a.judge and f"judge:{a.judge}" not in names:
+                names.append(f"judge:{a.judge}")
+        return tuple(names)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for a in self.attempts:
+            total = total + a.usage
+        return total
+
+    @property
+    def latency_s(self) -> float:
+        return sum(a.latency_s + a.judge_latency_s for a in self.attempts)
+
+    def raise_for_failure(self) -> CascadeResult:
+        """Return self if accepted, else raise :class:`CascadeFailedError` carrying this result."""
+        if not self.success:
+            raise CascadeFailedError(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "answer": self.answer,
+            "success": self.success,
+            "tier": self.tier,
+            "model": self.model,
+            "cost_usd": self.cost_usd,
+            "known_cost_usd": self.known_cost_usd,
+            "unpriced": list(self.unpriced),
+            "stop_reason": self.stop_reason,
+            "budget_usd": self.budget_usd,
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "latency_s": round(self.latency_s, 4),
+            "run_id": self.run_id,
+            "attempts": [a.to_dict() for a in self.attempts],
+        }
