@@ -1,0 +1,105 @@
+"""A judge that runs the answer's Python code and accepts it when the code runs cleanly."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+from ecocascade.exceptions import ConfigError, JudgeError
+from ecocascade.sandbox import ExecutionResult, extract_python_code, run_python
+from ecocascade.types import Verdict
+
+__all__ = ["ExecutionJudge"]
+
+_EXCERPT_CHARS = 200
+
+
+class ExecutionJudge:
+    """Accepts an answer whose last Python code block exits 0 in the sandbox.
+
+    With ``expected_output``, the stripped standard output must also contain the stripped expected
+    text. The code runs in :func:`ecocascade.sandbox.run_python` (fresh temp dir, scrubbed
+    environment, ``timeout_s`` wall clock, ``memory_mb`` address space). Stateless, so one instance
+    can judge many answers concurrently.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 10.0,
+        expected_output: str | None = None,
+        memory_mb: int | None = 512,
+        name: str = "exec",
+    ) -> None:
+        if not (math.isfinite(timeout_s) and timeout_s > 0):
+            raise ConfigError(
+                f"must be a positive number of seconds, got {timeout_s!r}", where="timeout_s"
+            )
+        if memory_mb is not None and memory_mb <= 0:
+            raise ConfigError(
+                f"must be a positive number of MiB or None, got {memory_mb!r}", where="memory_mb"
+            )
+        if expected_output is not None and not expected_output.strip():
+            raise ConfigError(
+                "is blank; pass None to skip the output check", where="expected_output"
+            )
+        if not name:
+            raise ConfigError("must not be empty", where="name")
+        self._timeout_s = timeout_s
+        self._expected = expected_output.strip() if expected_output is not None else None
+        self._memory_mb = memory_mb
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def judge(self, query: str, answer: str) -> Verdict:
+        code = extract_python_code(answer)
+        if code is None:
+            return self._verdict(False, "no Python code block in the answer")
+        if not code.strip():
+            return self._verdict(False, "the Python code block is empty")
+        try:
+            result = await run_python(code, timeout_s=self._timeout_s, memory_mb=self._memory_mb)
+        except OSError as exc:
+            raise JudgeError(f"could not run the code: {exc}", judge=self._name) from exc
+        return self._verdict(*self._assess(result))
+
+    def _assess(self, result: ExecutionResult) -> tuple[bool, str]:
+        if result.timed_out:
+            return False, f"timed out after {self._timeout_s:g}s"
+        if result.exit_code is None or result.exit_code < 0:
+            return False, f"killed by {_signal_name(result.exit_code)}"
+        if result.exit_code != 0:
+            last_line = _last_line(result.stderr)
+            detail = f": {_excerpt(last_line)}" if last_line else ""
+            return False, f"exit code {result.exit_code}{detail}"
+        stdout = result.stdout.strip()
+        if self._expected is not None and self._expected not in stdout:
+            return False, (
+                f"exit 0 but output lacks expected text {_excerpt(self._expected, 80)!r}"
+                f" (stdout: {_excerpt(stdout, 80)!r})"
+            )
+        return True, f"exit 0; stdout: {_excerpt(stdout)!r}" if stdout else "exit 0"
+
+    def _verdict(self, accepted: bool, reason: str) -> Verdict:
+        return Verdict(accepted=accepted, reason=reason, judge=self._name, cost_usd=0.0)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _excerpt(text: str, limit: int = _EXCERPT_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _signal_name(exit_code: int | None) -> str:
+    if exit_code is None:
+        return "an unknown signal"
+    try:
+        return signal.Signals(-exit_code).name
+    except ValueError:
+        return f"signal {-exit_code}"

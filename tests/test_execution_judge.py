@@ -1,0 +1,73 @@
+"""ExecutionJudge runs the answer's code for real and explains its verdict in one short line."""
+
+from __future__ import annotations
+
+import pytest
+
+from ecocascade.exceptions import ConfigError
+from ecocascade.judges.execution import ExecutionJudge
+from ecocascade.types import Judge
+
+
+def _answer(code: str) -> str:
+    return f"Here is my solution:\n\n```python\n{code}\n```\n"
+
+
+def test_execution_judge_satisfies_the_judge_protocol() -> None:
+    """ExecutionJudge plugs in wherever a Judge is expected, under the name it was given."""
+    judge = ExecutionJudge(name="tests")
+    assert isinstance(judge, Judge)
+    assert judge.name == "tests"
+
+
+async def test_accepts_code_that_exits_0() -> None:
+    """Code that runs cleanly is accepted at no cost, with a stdout excerpt in the reason."""
+    verdict = await ExecutionJudge(timeout_s=5).judge("add", _answer("print(1 + 1)"))
+    assert verdict.accepted
+    assert verdict.reason == "exit 0; stdout: '2'"
+    assert (verdict.judge, verdict.cost_usd) == ("exec", 0.0)
+
+
+async def test_rejects_code_that_raises_with_the_last_stderr_line() -> None:
+    """An exception is rejected with the exit code and the exception line as the reason."""
+    verdict = await ExecutionJudge(timeout_s=5).judge("q", _answer("raise KeyError('k')"))
+    assert not verdict.accepted
+    assert verdict.reason == "exit code 1: KeyError: 'k'"
+
+
+async def test_rejects_an_answer_without_a_code_block() -> None:
+    """An answer with no Python block is rejected without running anything."""
+    verdict = await ExecutionJudge().judge("q", "Use print(2).\n```bash\necho 2\n```")
+    assert not verdict.accepted
+    assert verdict.reason == "no Python code block in the answer"
+
+
+async def test_accepts_when_the_expected_output_appears() -> None:
+    """With expected_output, stdout containing that text (both stripped) is accepted."""
+    judge = ExecutionJudge(timeout_s=5, expected_output="  42\n")
+    verdict = await judge.judge("q", _answer("print('the answer is 42')"))
+    assert verdict.accepted
+
+
+async def test_rejects_when_the_expected_output_is_missing() -> None:
+    """Exit 0 with the wrong output is rejected, naming the expected text."""
+    judge = ExecutionJudge(timeout_s=5, expected_output="42")
+    verdict = await judge.judge("q", _answer("print(41)"))
+    assert not verdict.accepted
+    assert verdict.reason == "exit 0 but output lacks expected text '42' (stdout: '41')"
+
+
+async def test_rejects_code_that_times_out() -> None:
+    """Code still running at the timeout is rejected as timed out."""
+    verdict = await ExecutionJudge(timeout_s=0.5).judge("q", _answer("while True: pass"))
+    assert not verdict.accepted
+    assert verdict.reason == "timed out after 0.5s"
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"timeout_s": 0}, {"memory_mb": -1}, {"expected_output": " "}, {"name": ""}]
+)
+def test_invalid_settings_are_config_errors(kwargs: dict[str, object]) -> None:
+    """Settings that could never judge anything are rejected at construction."""
+    with pytest.raises(ConfigError):
+        ExecutionJudge(**kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,234 @@
+"""The sandbox runs real Python in a real subprocess: no mocks, short timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ecocascade.exceptions import ConfigError
+from ecocascade.sandbox import extract_python_code, run_python
+
+SPAWN_GRANDCHILD = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a running process (a zombie waiting to be reaped counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _gone_soon(pid: int, within_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+# --- extract_python_code ---------------------------------------------------------------------
+
+
+def test_extracts_a_block_tagged_python() -> None:
+    """A ```python block's code is returned without its fences."""
+    assert extract_python_code("Here:\n```python\nprint(1)\n```\nDone.") == "print(1)\n"
+
+
+def test_extracts_a_block_tagged_py() -> None:
+    """The short ``py`` tag counts as Python."""
+    assert extract_python_code("```py\nx = 2\n```") == "x = 2\n"
+
+
+def test_the_last_python_block_wins() -> None:
+    """When several Python blocks appear, the last one is the answer's final code."""
+    text = "```python\nold()\n```\nbetter:\n```python3\nnew()\n```"
+    assert extract_python_code(text) == "new()\n"
+
+
+def test_falls_back_to_the_last_untagged_block() -> None:
+    """Without a Python-tagged block, the last untagged block is taken."""
+    assert extract_python_code("```\nfirst()\n```\n```\nsecond()\n```") == "second()\n"
+
+
+def test_a_python_block_beats_a_later_untagged_block() -> None:
+    """A tagged Python block is preferred over an untagged block that follows it."""
+    assert extract_python_code("```python\ncode()\n```\n```\noutput\n```") == "code()\n"
+
+
+def test_blocks_in_other_languages_are_not_python() -> None:
+    """A ```bash or ```json block is never mistaken for Python."""
+    assert extract_python_code('```bash\nrm -rf /\n```\n```json\n{"a": 1}\n```') is None
+
+
+def test_text_without_a_block_has_no_code() -> None:
+    """Prose without fences yields None."""
+    assert extract_python_code("Just call print(1) and you are done.") is None
+
+
+def test_tilde_fences_and_trailing_whitespace_are_tolerated() -> None:
+    """``~~~`` fences and spaces after the fences and tag still delimit a block."""
+    assert extract_python_code("~~~python  \nprint(3)\n~~~   \n") == "print(3)\n"
+
+
+def test_an_indented_block_is_dedented() -> None:
+    """A block nested in a list item comes back without the list's indentation."""
+    text = "1. Run this:\n    ```python\n    if True:\n        print(4)\n    ```"
+    assert extract_python_code(text) == "if True:\n    print(4)\n"
+
+
+# --- run_python --------------------------------------------------------------------------------
+
+
+async def test_clean_code_exits_0_with_its_output() -> None:
+    """Code that finishes normally is ok, with its stdout captured."""
+    result = await run_python("print('hello')", timeout_s=5)
+    assert result.ok
+    assert (result.exit_code, result.stdout, result.timed_out, result.truncated) == (
+        0,
+        "hello\n",
+        False,
+        False,
+    )
+
+
+async def test_an_uncaught_exception_exits_1_with_the_traceback() -> None:
+    """An uncaught exception gives exit code 1 and the traceback on stderr."""
+    result = await run_python("raise ValueError('boom')", timeout_s=5)
+    assert not result.ok
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert result.stderr.rstrip().endswith("ValueError: boom")
+
+
+async def test_stdin_is_fed_to_the_code() -> None:
+    """Text passed as ``stdin`` is what the code reads from standard input."""
+    result = await run_python("print(input().upper())", timeout_s=5, stdin="shout\n")
+    assert result.stdout == "SHOUT\n"
+
+
+async def test_a_timeout_kills_the_process_and_its_grandchildren() -> None:
+    """On timeout the whole process group dies, including a grandchild the code spawned."""
+    result = await run_python(SPAWN_GRANDCHILD, timeout_s=1)
+    assert result.timed_out
+    assert result.exit_code is None
+    assert not result.ok
+    assert result.duration_s < 3
+    grandchild = int(result.stdout.split()[0])
+    assert _gone_soon(grandchild)
+
+
+async def test_the_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable outside the allowlist, such as an API key, is invisible to the code."""
+    monkeypatch.setenv("ECOCASCADE_SECRET_TEST", "xyz")
+    result = await run_python(
+        "import os; print(os.environ.get('ECOCASCADE_SECRET_TEST'))", timeout_s=5
+    )
+    assert result.stdout == "None\n"
+
+
+async def test_extra_env_reaches_the_code() -> None:
+    """Variables given in ``extra_env`` are set in the child."""
+    result = await run_python(
+        "import os; print(os.environ['ANSWER'])", timeout_s=5, extra_env={"ANSWER": "42"}
+    )
+    assert result.stdout == "42\n"
+
+
+async def test_cwd_is_a_fresh_temp_dir_that_is_removed_afterwards() -> None:
+    """The code runs in a new directory holding only main.py, which is its HOME and is deleted."""
+    code = "import os; print(os.getcwd()); print(os.environ['HOME']); print(sorted(os.listdir()))"
+    first = await run_python(code, timeout_s=5)
+    second = await run_python(code, timeout_s=5)
+    cwd, home, listing = first.stdout.splitlines()
+    assert home == cwd
+    assert listing == "['main.py']"
+    assert second.stdout.splitlines()[0] != cwd
+    assert not await asyncio.to_thread(os.path.exists, cwd)
+
+
+async def test_output_is_truncated_at_the_cap_without_deadlock() -> None:
+    """5 MB of output is capped at max_output_bytes, drained, and the run still exits 0."""
+    result = await run_python(
+        "import sys; sys.stdout.write('x' * 5_000_000)", timeout_s=5, max_output_bytes=1000
+    )
+    assert result.ok
+    assert result.truncated
+    assert result.stdout == "x" * 1000
+
+
+async def test_the_memory_limit_makes_a_huge_allocation_fail() -> None:
+    """Under a 256 MB limit a 2 GB allocation raises MemoryError instead of hanging."""
+    result = await run_python("b = bytearray(2 * 1024**3)", timeout_s=5, memory_mb=256)
+    assert not result.timed_out
+    assert result.exit_code not in (0, None)
+    assert "MemoryError" in result.stderr
+
+
+async def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> None:
+    """Cancelling the task awaiting run_python kills the child and its grandchild."""
+    pid_file = tmp_path / "pids"
+    code = (
+        "import os, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "with open(os.environ['PID_FILE'], 'w') as f: f.write(f'{os.getpid()} {child.pid}')\n"
+        "time.sleep(60)\n"
+    )
+    task = asyncio.create_task(
+        run_python(code, timeout_s=30, extra_env={"PID_FILE": str(pid_file)})
+    )
+    deadline = time.monotonic() + 5
+    while not pid_file.exists() or len(pid_file.read_text().split()) < 2:
+        assert time.monotonic() < deadline, "the sandboxed code never reported its pids"
+        await asyncio.sleep(0.02)
+    pids = [int(pid) for pid in pid_file.read_text().split()]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert all(_gone_soon(pid) for pid in pids)
+
+
+async def test_a_missing_interpreter_is_a_config_error() -> None:
+    """A ``python`` path that does not exist is reported as the caller's mistake."""
+    with pytest.raises(ConfigError, match="python"):
+        await run_python("print(1)", python="/nonexistent/python3")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout_s": 0},
+        {"timeout_s": float("nan")},
+        {"memory_mb": 0},
+        {"cpu_s": -1},
+        {"max_output_bytes": -1},
+        {"env_allowlist": "PATH"},
+        {"python": ""},
+    ],
+)
+async def test_invalid_arguments_are_config_errors(kwargs: dict[str, object]) -> None:
+    """Nonsensical limits are rejected before anything runs."""
+    with pytest.raises(ConfigError):
+        await run_python("print(1)", **kwargs)  # type: ignore[arg-type]
+
+
+def test_sandbox_runs_with_the_current_interpreter_by_default() -> None:
+    """The default ``python`` is the interpreter running ecocascade."""
+    assert inspect.signature(run_python).parameters["python"].default == sys.executable
