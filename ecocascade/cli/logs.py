@@ -1,0 +1,40 @@
+"""structlog set-up for the CLI (the library itself never configures logging)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+__all__ = ["configure_logging"]
+
+
+def configure_logging(level: str = "warning", *, json: bool = False) -> None:
+    """Events to stderr at ``level`` and above; JSON lines with ``json=True``."""
+    numeric = logging.getLevelNamesMapping().get(level.upper())
+    if numeric is None:
+        from ecocascade.exceptions import ConfigError
+
+        raise ConfigError(
+            f"unknown log level {level!r}; use debug, info, warning or error", where="--log-level"
+        )
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info
+            if json
+            else structlog.processors.StackInfoRenderer(),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,200 @@
+"""The cascade config file: pydantic models for the YAML, and how they become live objects.
+
+.. code-block:: yaml
+
+    tiers:
+      - model: openai/small
+        api_base: http://127.0.0.1:8001/v1
+        price: {input_per_mtok: 0.15, output_per_mtok: 0.6}
+      - model: openai/gpt-4o
+        api_key_env: OPENAI_API_KEY
+    judge: {type: llm, model: openai/gpt-4o, api_key_env: OPENAI_API_KEY}
+    budget_usd: 0.05
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, model_validator
+
+from ecocascade.exceptions import ConfigError
+from ecocascade.models.tier import Price, RetryPolicy, Tier
+
+if TYPE_CHECKING:
+    from ecocascade.controller.cascade import Cascade
+    from ecocascade.types import Judge
+
+__all__ = ["CascadeConfig", "JudgeSpec", "TierSpec"]
+
+
+class _Strict(BaseModel):
+    # inf/nan are never a sensible price, timeout or budget
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class PriceSpec(_Strict):
+    input_per_mtok: NonNegativeFloat
+    output_per_mtok: NonNegativeFloat
+
+
+class RetrySpec(_Strict):
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 2
+    base_delay_s: NonNegativeFloat = 0.5
+    max_delay_s: NonNegativeFloat = 10.0
+
+
+class TierSpec(_Strict):
+    model: Annotated[str, Field(min_length=1)]
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: PriceSpec | None = None
+    timeout_s: PositiveFloat = 60.0
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    name: str | None = None
+
+    @model_validator(mode="after")
+    def _buildable(self) -> Self:
+        """Run the live object's own checks now, so their errors point at this field."""
+        try:
+            self.to_tier()
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def to_tier(self) -> Tier:
+        return Tier(
+            model=self.model,
+            api_base=self.api_base,
+            api_key_env=self.api_key_env,
+            params=self.params,
+            price=Price(**self.price.model_dump()) if self.price else None,
+            timeout_s=self.timeout_s,
+            retry=RetryPolicy(**self.retry.model_dump()),
+            name=self.name,
+        )
+
+
+class LLMJudgeSpec(TierSpec):
+    type: Literal["llm"]
+    prompt: str | None = None
+
+    @model_validator(mode="after")
+    def _valid_prompt(self) -> Self:
+        from ecocascade.judges.llm import check_prompt
+
+        if self.prompt is not None:
+            try:
+                check_prompt(self.prompt)
+            except ConfigError as error:
+                raise ValueError(str(error)) from None
+        return self
+
+    def build(self) -> Judge:
+        from ecocascade.judges.llm import DEFAULT_JUDGE_PROMPT, LLMJudge
+
+        return LLMJudge(self.to_tier(), prompt=self.prompt or DEFAULT_JUDGE_PROMPT)
+
+
+class ExecJudgeSpec(_Strict):
+    type: Literal["exec"]
+    timeout_s: PositiveFloat = 10.0
+    expected_output: str | None = None
+    memory_mb: Annotated[int, Field(gt=0)] | None = 512
+
+    def build(self) -> Judge:
+        from ecocascade.judges.execution import ExecutionJudge
+
+        return ExecutionJudge(
+            timeout_s=self.timeout_s, expected_output=self.expected_output, memory_mb=self.memory_mb
+        )
+
+
+class HumanJudgeSpec(_Strict):
+    type: Literal["human"]
+
+    def build(self) -> Judge:
+        from ecocascade.judges.human import HumanJudge
+
+        return HumanJudge()
+
+
+class ContainsJudgeSpec(_Strict):
+    type: Literal["contains"]
+    text: Annotated[str, Field(min_length=1)]
+    case_sensitive: bool = False
+
+    def build(self) -> Judge:
+        from ecocascade.judges.check import ContainsJudge
+
+        return ContainsJudge(self.text, case_sensitive=self.case_sensitive)
+
+
+class RegexJudgeSpec(_Strict):
+    type: Literal["regex"]
+    pattern: Annotated[str, Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _compiles(self) -> Self:
+        try:
+            self.build()
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
+        return self
+
+    def build(self) -> Judge:
+        from ecocascade.judges.check import RegexJudge
+
+        return RegexJudge(self.pattern)
+
+
+class AllJudgeSpec(_Strict):
+    type: Literal["all"]
+    judges: Annotated[list[JudgeSpec], Field(min_length=1)]
+
+    def build(self) -> Judge:
+        from ecocascade.judges.combinators import AllOf
+
+        return AllOf(*(j.build() for j in self.judges))
+
+
+class AnyJudgeSpec(_Strict):
+    type: Literal["any"]
+    judges: Annotated[list[JudgeSpec], Field(min_length=1)]
+
+    def build(self) -> Judge:
+        from ecocascade.judges.combinators import AnyOf
+
+        return AnyOf(*(j.build() for j in self.judges))
+
+
+JudgeSpec = Annotated[
+    LLMJudgeSpec
+    | ExecJudgeSpec
+    | HumanJudgeSpec
+    | ContainsJudgeSpec
+    | RegexJudgeSpec
+    | AllJudgeSpec
+    | AnyJudgeSpec,
+    Field(discriminator="type"),
+]
+AllJudgeSpec.model_rebuild()
+AnyJudgeSpec.model_rebuild()
+
+
+class CascadeConfig(_Strict):
+    tiers: Annotated[list[TierSpec], Field(min_length=1)]
+    judge: JudgeSpec
+    system_prompt: str | None = None
+    budget_usd: NonNegativeFloat | None = None
+
+    def build(self) -> Cascade:
+        from ecocascade.controller.cascade import Cascade
+
+        return Cascade(
+            [t.to_tier() for t in self.tiers],
+            self.judge.build(),
+            system_prompt=self.system_prompt,
+            budget_usd=self.budget_usd,
+        )
