@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install ecocascade and everything it needs into .venv/ at the repo root.
+#
+#   scripts/setup.sh          runtime: the package, its dependencies (torch pinned to the CPU build)
+#   scripts/setup.sh --test   also what the test suite needs
+#
+# Idempotent: a stamp records what was installed, so a second run returns at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --test) extras="[test]" ;;
+    *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+  esac
+done
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "setup: ecocascade needs Python >= 3.11 (found: $("$python" --version 2>&1)); set PYTHON=..." >&2
+  exit 1
+fi
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+
+fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum | cut -c1-16)
+stamp=".venv/.ecocascade-setup-${fingerprint}${extras:+-test}"
+if [ -f "$stamp" ]; then
+  exit 0
+fi
+
+echo "setup: installing ecocascade${extras} into .venv/ (first run takes a few minutes)" >&2
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+.venv/bin/python -m pip install --quiet --constraint scripts/constraints.txt \
+  "torch==2.13.0" --editable ".${extras}" 2> >(grep -v "is ignored: it is neither a file" >&2)
+touch "$stamp"
+echo "setup: done" >&2
