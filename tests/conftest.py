@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import structlog
@@ -24,3 +25,11 @@ def _fresh_structlog() -> Iterator[None]:
     """The CLI configures structlog globally; put the defaults back so log capture keeps working."""
     yield
     structlog.reset_defaults()
+
+
+@pytest.fixture(autouse=True)
+async def _close_litellm_clients() -> AsyncIterator[None]:
+    """Each test has its own event loop: close LiteLLM's clients inside it, as run_sync does."""
+    yield
+    if "litellm" in sys.modules:
+        await sys.modules["litellm"].close_litellm_async_clients()

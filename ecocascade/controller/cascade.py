@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from ecocascade._env import import_litellm
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
@@ -139,8 +140,15 @@ class Cascade:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(query))
+            return asyncio.run(self._run_and_close(query))
         raise RuntimeError("run_sync() called from a running event loop; use `await cascade.run()`")
+
+    async def _run_and_close(self, query: str) -> CascadeResult:
+        try:
+            return await self.run(query)
+        finally:
+            # The event loop ends with this call: close LiteLLM's HTTP clients bound to it.
+            await import_litellm().close_litellm_async_clients()
 
     def _over_budget(self, attempts: list[Attempt], client: TierClient, task: Task) -> str | None:
         """Why the next attempt would break the budget, or ``None`` if it fits."""
@@ -178,6 +186,7 @@ class Cascade:
             attempt = Attempt(
                 tier=index,
                 model=client.label,
+                local=client.tier.is_local,
                 verdict="error",
                 error=error.kind,
                 error_message=str(error),
@@ -193,6 +202,7 @@ class Cascade:
             attempt = Attempt(
                 tier=index,
                 model=client.label,
+                local=client.tier.is_local,
                 verdict="error",
                 error=type(error).__name__,
                 error_message=str(error),
@@ -222,6 +232,7 @@ class Cascade:
             attempt = Attempt(
                 tier=index,
                 model=client.label,
+                local=client.tier.is_local,
                 verdict="error",
                 answer=solution.answer,
                 reason="the judge could not reach a verdict",
@@ -240,6 +251,7 @@ class Cascade:
                 "judge.verdict",
                 tier=index,
                 model=client.label,
+                local=client.tier.is_local,
                 judge=verdict.judge or self.judge.name,
                 verdict="accept" if verdict.accepted else "reject",
                 reason=verdict.reason,
@@ -248,6 +260,7 @@ class Cascade:
             attempt = Attempt(
                 tier=index,
                 model=client.label,
+                local=client.tier.is_local,
                 verdict="accept" if verdict.accepted else "reject",
                 answer=solution.answer,
                 reason=verdict.reason,
