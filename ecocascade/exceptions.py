@@ -12,7 +12,9 @@ loudly and handle the second::
     │   ├── ProviderUnavailableError connection refused/dropped, HTTP 5xx        [transient]
     │   ├── ContextWindowExceededError  the prompt does not fit this model
     │   ├── MalformedResponseError   the provider answered, but not with a usable completion
-    │   └── ProviderRejectedError    any other 4xx: bad key, unknown model, bad request
+    │   ├── ProviderRejectedError    any other 4xx: bad key, unknown model, bad request
+    │   ├── LocalModelMissingError   a local/<name> tier whose model is unknown or not pulled
+    │   └── LocalServerError         a local model server failed to start (bad GGUF, port taken)
     ├── JudgeError                   a judge could not reach a verdict (its model failed, …)
     └── CascadeFailedError           no tier produced an accepted answer; carries the result
 
@@ -33,6 +35,8 @@ __all__ = [
     "EcoCascadeError",
     "JudgeError",
     "JudgeUnavailableError",
+    "LocalModelMissingError",
+    "LocalServerError",
     "MalformedResponseError",
     "ProviderError",
     "ProviderRejectedError",
@@ -122,6 +126,18 @@ class ProviderRejectedError(ProviderError):
     pass
 
 
+class LocalModelMissingError(ProviderError):
+    """The local model is not in the catalogue, or not pulled yet (the message says how)."""
+
+
+class LocalServerError(ProviderError):
+    """The local model server could not start; ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, *, model: str, log_tail: str = "", retries: int = 0) -> None:
+        super().__init__(message, model=model, retries=retries)
+        self.log_tail = log_tail
+
+
 _KINDS: dict[type[ProviderError], str] = {
     ProviderError: "provider_error",
     RateLimitedError: "rate_limited",
@@ -130,6 +146,8 @@ _KINDS: dict[type[ProviderError], str] = {
     ContextWindowExceededError: "context_window",
     MalformedResponseError: "malformed_response",
     ProviderRejectedError: "rejected",
+    LocalModelMissingError: "model_missing",
+    LocalServerError: "local_server",
 }
 
 

@@ -42,5 +42,6 @@ def test_caller_mistakes_and_runtime_failures_are_separate_branches() -> None:
 def test_every_provider_error_has_a_stable_kind() -> None:
     kinds = {cls(message="m", model="x").kind for cls in exceptions.ProviderError.__subclasses__()}
     assert kinds == {
-        "rate_limited", "timeout", "unavailable", "context_window", "malformed_response", "rejected"
+        "rate_limited", "timeout", "unavailable", "context_window", "malformed_response",
+        "rejected", "model_missing", "local_server",
     }  # fmt: skip

@@ -62,7 +62,7 @@ class TierClient:
                     where=f"tier {tier.label}: api_key_env",
                 )
             return key
-        return _NO_KEY if tier.api_base is not None else None
+        return _NO_KEY if tier.api_base is not None or tier.is_local else None
 
     @property
     def label(self) -> str:
@@ -127,15 +127,26 @@ class TierClient:
         litellm = import_litellm()
         tier = self.tier
         kwargs: dict[str, Any] = {**tier.params, **params}
+        model, api_base = tier.model, tier.api_base
+        owned_client: Any = None
+        if tier.is_local:
+            model, api_base, messages, kwargs = await self._local_call(messages, kwargs)
+            if model.startswith("text-completion-openai/"):
+                # LiteLLM's text-completion route opens a new connection per call and leaves it to
+                # the garbage collector; lend it a client we close ourselves.
+                import openai
+
+                owned_client = openai.AsyncOpenAI(base_url=api_base, api_key=_NO_KEY, max_retries=0)
+                kwargs["client"] = owned_client
         kwargs.update(
-            model=tier.model,
+            model=model,
             messages=list(messages),
             timeout=tier.timeout_s,
             num_retries=0,  # retries are ours: bounded, typed, logged
             max_retries=0,  # and the OpenAI SDK's own retries are off
         )
-        if tier.api_base is not None:
-            kwargs["api_base"] = tier.api_base
+        if api_base is not None:
+            kwargs["api_base"] = api_base
         if self._api_key is not None:
             kwargs["api_key"] = self._api_key
         started = time.perf_counter()
@@ -148,7 +159,23 @@ class TierClient:
             if mapped is None:
                 raise
             raise mapped from exc
+        finally:
+            if owned_client is not None:
+                await owned_client.close()
         return self._parse(response, time.perf_counter() - started)
+
+    async def _local_call(
+        self, messages: Sequence[Message], kwargs: dict[str, Any]
+    ) -> tuple[str, str, Sequence[Message], dict[str, Any]]:
+        """Start (or reuse) this tier's local server; route the call to it through LiteLLM."""
+        from ecocascade.models.local.server import RUNTIME_PARAMS, completion_prompt, route_for
+
+        runtime = {k: kwargs.pop(k) for k in list(kwargs) if k in RUNTIME_PARAMS}
+        route = await asyncio.to_thread(route_for, self.tier.model, runtime)
+        kwargs = {**route.defaults, **kwargs}
+        if route.style == "completion":
+            messages = [{"role": "user", "content": completion_prompt(messages)}]
+        return route.litellm_model, route.api_base, messages, kwargs
 
     def _parse(self, response: Any, latency: float) -> Completion:
         choices = getattr(response, "choices", None)

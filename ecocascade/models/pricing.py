@@ -10,6 +10,9 @@ from ecocascade.models.tier import Price, Tier
 __all__ = ["call_cost", "known_price"]
 
 
+_FREE = Price(input_per_mtok=0.0, output_per_mtok=0.0)
+
+
 @cache
 def _table_price(model: str) -> Price | None:
     litellm = import_litellm()
@@ -27,6 +30,8 @@ def known_price(tier: Tier) -> Price | None:
     """The tier's price per million tokens, or ``None`` when nobody knows it."""
     if tier.price is not None:
         return tier.price
+    if tier.is_local:
+        return _FREE
     return _table_price(tier.model)
 
 

@@ -67,6 +67,8 @@ class Tier:
     ``api_key_env`` names the environment variable holding the key — the key itself never sits in
     a config. ``params`` go to the completion call as-is (``temperature``, ``max_tokens``, …).
     ``price`` overrides LiteLLM's price table; without either the cost is unknown (``None``).
+    ``local/<name>`` tiers run a GGUF model on this machine (see ``ecocascade models list``);
+    their price defaults to $0 and can be overridden to model electricity or GPU cost.
     """
 
     model: str
@@ -92,6 +94,11 @@ class Tier:
                 where="params",
             )
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+
+    @property
+    def is_local(self) -> bool:
+        """``local/<name>``: a GGUF model ecocascade serves itself (free unless priced)."""
+        return self.model.startswith("local/")
 
     @property
     def label(self) -> str:
