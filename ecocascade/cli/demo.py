@@ -1,13 +1,16 @@
-"""``ecocascade demo``: the controller end to end with scripted models on a loopback server.
+"""``ecocascade demo``: the cascade end to end, offline.
 
-The models here are scripted — that is the point: the demo shows the controller's behaviour
-(accept on the cheap tier, escalate on a wrong answer, ride out a rate limit, escalate past a
-dead tier, account every token) deterministically, offline, with no key. Everything else is
-the real code path: LiteLLM over HTTP, retries, the judge, prices.
+- :func:`run_local_demo` — real local models (SmolLM2-135M, then Gemma-3-270M) on short questions
+  with known answers. The judge checks the expected answer: this is a demo of escalation on real
+  (weak) models, not a benchmark (``ecocascade eval`` is).
+- :func:`run_scripted_demo` — scripted models on the built-in fake server, to show deterministically
+  what the controller does on a rate limit, an outage or a wrong answer. Everything but the
+  models is the real code path: LiteLLM over HTTP, retries, the judge, prices.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ecocascade.controller.cascade import Cascade
@@ -16,7 +19,41 @@ from ecocascade.judges.check import CheckJudge
 from ecocascade.models.tier import Price, RetryPolicy, Tier
 from ecocascade.testing import FakeLLMServer, Fault
 
-__all__ = ["DEMO_QUESTIONS", "run_demo"]
+__all__ = ["LOCAL_QUESTIONS", "LOCAL_TIERS", "run_local_demo", "run_scripted_demo"]
+
+LOCAL_TIERS = ("local/smollm2-135m", "local/gemma3-270m")
+
+# (question, a pattern the right answer matches)
+LOCAL_QUESTIONS: list[tuple[str, str]] = [
+    ("What is the capital of France?", r"\bParis\b"),
+    ("Which planet is the largest in our solar system?", r"\bJupiter\b"),
+    ("How many legs does a spider have?", r"\b(8|eight)\b"),
+    ("What is the opposite of hot?", r"\bcold\b"),
+    ("What gas do plants absorb from the air for photosynthesis?", r"carbon dioxide|\bCO2\b"),
+    ("What is 7 times 8?", r"\b56\b"),
+    ("Who wrote Romeo and Juliet?", r"\bShakespeare\b"),
+    ("What is the chemical symbol for gold?", r"\bAu\b"),
+    ("What is the freezing point of water in degrees Celsius?", r"(?<![-\d])0\s*(°|degrees)"),
+    ("What is the capital of Australia?", r"\bCanberra\b"),
+    ("What is 17 times 23?", r"\b391\b"),
+    ("How many days are in a leap year?", r"\b366\b"),
+    ("Which element has the atomic number 1?", r"\bhydrogen\b"),
+    ("What is the square root of 144?", r"\b12\b"),
+]
+
+
+def run_local_demo() -> list[CascadeResult]:
+    """The cheapest local model first; the next one when the answer is wrong."""
+    from ecocascade.models.local import shutdown
+
+    expected = {q: re.compile(pattern, re.IGNORECASE) for q, pattern in LOCAL_QUESTIONS}
+    judge = CheckJudge(lambda q, a: bool(expected[q].search(a)), name="expected-answer")
+    cascade = Cascade(list(LOCAL_TIERS), judge)
+    try:
+        return [cascade.run_sync(question) for question, _ in LOCAL_QUESTIONS]
+    finally:
+        shutdown()
+
 
 # (question, expected fragment, what the cheap model does on each call, the strong model's answer)
 DEMO_QUESTIONS: list[tuple[str, str, list[str | Fault], str]] = [
@@ -46,7 +83,7 @@ DEMO_QUESTIONS: list[tuple[str, str, list[str | Fault], str]] = [
 ]
 
 
-def run_demo() -> list[CascadeResult]:
+def run_scripted_demo() -> list[CascadeResult]:
     expected = {question: fragment for question, fragment, _, _ in DEMO_QUESTIONS}
     cheap_calls = {question: list(calls) for question, _, calls, _ in DEMO_QUESTIONS}
     strong = {question: answer for question, _, _, answer in DEMO_QUESTIONS}

@@ -72,3 +72,23 @@ def print_demo(results: Sequence[CascadeResult], console: Console | None = None)
     for result in results:
         console.rule(result.query, style="dim")
         print_result(result, console)
+    console.rule("summary", style="bold")
+    console.print(summary_line(results))
+
+
+def summary_line(results: Sequence[CascadeResult]) -> str:
+    """``8 queries: 3 resolved on tier 0, 4 on tier 1, 1 unresolved; total cost $0 …``"""
+    by_tier: dict[int, int] = {}
+    for r in results:
+        if r.tier is not None:
+            by_tier[r.tier] = by_tier.get(r.tier, 0) + 1
+    parts = [f"{n} on tier {t}" for t, n in sorted(by_tier.items())]
+    unresolved = sum(1 for r in results if not r.success)
+    known = sum(r.known_cost_usd for r in results)
+    unknown = any(r.cost_usd is None for r in results)
+    cost = f"≥ ${known:.6f} (some prices unknown)" if unknown else f"${known:.6f}"
+    seconds = sum(r.latency_s for r in results)
+    return (
+        f"{len(results)} queries: resolved {', '.join(parts) or 'none'}; {unresolved} unresolved;"
+        f" total cost {cost}; model+judge time {seconds:.1f}s"
+    )
