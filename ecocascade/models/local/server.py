@@ -48,7 +48,15 @@ RUNTIME_PARAMS = frozenset({"n_threads", "n_ctx", "n_parallel", "port", "start_t
 def _default_threads() -> int:
     env = os.environ.get("ECOCASCADE_LOCAL_THREADS")
     if env:
-        return int(env)
+        try:
+            threads = int(env)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {env!r}", where="ECOCASCADE_LOCAL_THREADS"
+            )
+        return threads
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -68,9 +76,12 @@ class ServerOptions:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, where: str) -> ServerOptions:
+        threads = params.get("n_threads")
+        if threads is None:
+            threads = _default_threads()  # its own errors name the environment variable
         try:
             options = cls(
-                threads=int(params.get("n_threads") or _default_threads()),
+                threads=int(threads),
                 ctx=int(params.get("n_ctx", 2048)),
                 parallel=int(params.get("n_parallel", 1)),
                 port=int(params.get("port", 0)),
@@ -96,6 +107,7 @@ class LocalServer:
         self.log_path = home_dir() / "logs" / f"local-{model.name}-{os.getpid()}.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        self._log_offset = 0  # where this start's lines begin in the (appended) log
 
     @property
     def pid(self) -> int | None:
@@ -108,6 +120,7 @@ class LocalServer:
         """Spawn the server and wait until it listens; :class:`LocalServerError` if it cannot."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
+        self._log_offset = self._log.tell()
         argv = [
             sys.executable, "-m", "ecocascade.models.local._child",
             "--gguf", str(self.model.path), "--alias", self.model.name,
@@ -125,7 +138,7 @@ class LocalServer:
             raise LocalServerError(
                 f"{self.label}: local server failed to start: {reason}; log: {self.log_path}",
                 model=self.label,
-                log_tail=_tail(self.log_path),
+                log_tail=_tail(self.log_path, self._log_offset),
             )
         self.api_base = message["ready"].rstrip("/") + "/v1"
         log.info(
@@ -245,15 +258,23 @@ def completion_prompt(messages: Sequence[Message]) -> str:
         role = message.get("role")
         if role == "system":
             parts.append(content + "\n")
-        elif role == "assistant" and parts:
-            parts[-1] += f" {content}\n"
-        else:
+        elif role == "user":
             parts.append(f"Question: {content}\nAnswer:")
+        elif role == "assistant" and parts and parts[-1].endswith("Answer:"):
+            parts[-1] += f" {content}\n"
+        elif role == "assistant":
+            parts.append(f"Answer: {content}\n")
+        else:  # tool results and anything else: labelled context, never a question
+            parts.append(f"{str(role).capitalize()}: {content}\n")
     return "\n".join(parts)
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _tail(path: Path, offset: int = 0, lines: int = 15) -> str:
+    """The last ``lines`` lines written at or after byte ``offset``."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode(errors="replace")
     except OSError:
         return ""
+    return "\n".join(text.splitlines()[-lines:])
