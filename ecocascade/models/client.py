@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -134,9 +136,7 @@ class TierClient:
             if model.startswith("text-completion-openai/"):
                 # LiteLLM's text-completion route opens a new connection per call and leaves it to
                 # the garbage collector; lend it a client we close ourselves.
-                import openai
-
-                owned_client = openai.AsyncOpenAI(base_url=api_base, api_key=_NO_KEY, max_retries=0)
+                owned_client = _loopback_openai_client(api_base)
                 kwargs["client"] = owned_client
         kwargs.update(
             model=model,
@@ -202,3 +202,17 @@ class TierClient:
             tool_calls=tool_calls,
             raw=response,
         )
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building a context loads the CA bundle (~18 ms); build it once, not once per call.
+    return ssl.create_default_context()
+
+
+def _loopback_openai_client(api_base: str) -> Any:
+    import httpx
+    import openai
+
+    http = httpx.AsyncClient(verify=_ssl_context())
+    return openai.AsyncOpenAI(base_url=api_base, api_key=_NO_KEY, max_retries=0, http_client=http)
