@@ -37,6 +37,7 @@ class Attempt:
     latency_s: float = 0.0
     judge_latency_s: float = 0.0
     retries: int = 0
+    local: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -63,6 +64,7 @@ class Attempt:
             "latency_s": round(self.latency_s, 4),
             "judge_latency_s": round(self.judge_latency_s, 4),
             "retries": self.retries,
+            "local": self.local,
         }
 
 
