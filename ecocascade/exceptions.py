@@ -16,6 +16,7 @@ loudly and handle the second::
     │   ├── LocalModelMissingError   a local/<name> tier whose model is unknown or not pulled
     │   └── LocalServerError         a local model server failed to start (bad GGUF, port taken)
     ├── JudgeError                   a judge could not reach a verdict (its model failed, …)
+    ├── SolutionStoreError           the solution store is unreachable or unreadable
     └── CascadeFailedError           no tier produced an accepted answer; carries the result
 
 Exceptions carry data (model, status, retry-after, the full result) and never log.
@@ -43,6 +44,7 @@ __all__ = [
     "ProviderTimeoutError",
     "ProviderUnavailableError",
     "RateLimitedError",
+    "SolutionStoreError",
 ]
 
 
@@ -158,6 +160,17 @@ class JudgeError(EcoCascadeError):
         self.judge = judge
         self.cost_usd = cost_usd  # what the failed judging still cost (None: unknown)
         super().__init__(message)
+
+
+class SolutionStoreError(EcoCascadeError):
+    """The solution store cannot be used right now (server down, files corrupt, …).
+
+    The cascade logs it and answers without demonstrations; admin commands report it.
+    """
+
+    def __init__(self, message: str, *, location: str) -> None:
+        self.location = location
+        super().__init__(f"solution store {location}: {message}")
 
 
 class CascadeFailedError(EcoCascadeError):

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from ecocascade.models.client import TierClient
 
 __all__ = [
+    "Demonstration",
+    "Embedder",
     "Judge",
     "Message",
     "Solution",
@@ -67,11 +69,26 @@ class Verdict:
 
 
 @dataclass(frozen=True, slots=True)
+class Demonstration:
+    """A prior query and its verified solution, retrieved to guide the model on a similar query.
+
+    ``similarity`` is the cosine similarity of the two queries' embeddings (1.0 = same direction).
+    """
+
+    id: str
+    query: str
+    solution: str
+    similarity: float
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Task:
-    """What a solver is asked to do on one tier."""
+    """What a solver is asked to do on one tier: the query, plus demonstrations to imitate."""
 
     query: str
     system_prompt: str | None = None
+    demonstrations: Sequence[Demonstration] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +126,18 @@ class Solver(Protocol):
     """
 
     async def solve(self, task: Task, model: TierClient) -> Solution: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into vectors for the solution store and the semantic cache.
+
+    ``name`` identifies the vector space (model and version): vectors from different names are
+    not comparable, so a store refuses an embedder other than the one it was built with.
+    Vectors should be L2-normalised.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...

@@ -2,13 +2,17 @@
 
 This is where escalation happens. For each query the cascade walks the ladder:
 
+0. (solution store) retrieve up to k verified solutions of similar queries: they go into every
+   tier's prompt as demonstrations;
 1. (budget) estimate the next attempt; stop if spent + estimate would exceed the budget;
 2. the solver answers on this tier — a provider error that survives the tier's retries, a context
    window overflow or a crashing solver is recorded as an ``error`` attempt, never raised;
 3. the judge decides; a judge that cannot decide counts as not accepted;
-4. accepted → done; otherwise escalate to the next tier.
+4. accepted → done; otherwise escalate to the next tier;
+5. (solution store) record the accepted answer, so the next similar query can start cheap.
 
-Every attempt is kept in the result, so a query is never silently lost.
+Every attempt is kept in the result, so a query is never silently lost. A solution store that
+fails is logged and skipped: it never fails a query.
 """
 
 from __future__ import annotations
@@ -18,17 +22,23 @@ import math
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ecocascade._env import import_litellm
+from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
-from ecocascade.types import Judge, Message, Solver, Task, Verdict
+from ecocascade.sandbox import extract_python_code
+from ecocascade.store.records import SolutionRecord, record_id
+from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Verdict
+
+if TYPE_CHECKING:
+    from ecocascade.store.chroma import SolutionStore
 
 __all__ = ["Cascade"]
 
@@ -59,6 +69,8 @@ class Cascade:
         system_prompt: str | None = None,
         budget_usd: float | None = None,
         budget_output_tokens: int = _DEFAULT_OUTPUT_TOKENS_FOR_BUDGET,
+        store: SolutionStore | None = None,
+        demos: DemoSettings | None = None,
     ) -> None:
         if not tiers:
             raise ConfigError("a cascade needs at least one tier", where="tiers")
@@ -77,19 +89,23 @@ class Cascade:
         self.system_prompt = system_prompt
         self.budget_usd = budget_usd
         self.budget_output_tokens = budget_output_tokens
+        self.store = store
+        self.demos = demos or DemoSettings()
         self._clients = tuple(TierClient(tier) for tier in self.tiers)
 
     def __repr__(self) -> str:
         ladder = " → ".join(t.label for t in self.tiers)
         return f"Cascade({ladder}, judge={self.judge.name})"
 
-    async def run(self, query: str) -> CascadeResult:
-        """Resolve one query, cheapest tier first. Never raises for provider or judge failures."""
+    async def run(self, query: str, *, record: bool | None = None) -> CascadeResult:
+        """Resolve one query, cheapest tier first. Never raises for provider, judge or store
+        failures. ``record=False`` keeps this run's answer out of the solution store."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
-        task = Task(query=query, system_prompt=self.system_prompt)
+        demonstrations = await self._retrieve(query, bound)
+        task = Task(query=query, system_prompt=self.system_prompt, demonstrations=demonstrations)
         attempts: list[Attempt] = []
         stop: StopReason = "exhausted"
 
@@ -116,12 +132,17 @@ class Cascade:
                     reason=attempt.error or attempt.reason,
                 )
 
+        recorded_id = await self._remember(
+            query, run_id, attempts if stop == "accepted" else None, demonstrations, record, bound
+        )
         result = CascadeResult(
             query=query,
             run_id=run_id,
             attempts=tuple(attempts),
             stop_reason=stop,
             budget_usd=self.budget_usd,
+            demonstrations=demonstrations,
+            recorded_id=recorded_id,
         )
         event = "cascade.resolved" if result.success else "cascade.unresolved"
         bound.info(
@@ -149,6 +170,78 @@ class Cascade:
         finally:
             # The event loop ends with this call: close LiteLLM's HTTP clients bound to it.
             await import_litellm().close_litellm_async_clients()
+
+    async def _retrieve(self, query: str, bound: Any) -> tuple[Demonstration, ...]:
+        settings = self.demos
+        if self.store is None or not settings.retrieve or settings.k == 0:
+            return ()
+        try:
+            found = await self.store.search(
+                query, namespace=settings.namespace, k=settings.k, threshold=settings.threshold
+            )
+        except ConfigError:
+            raise
+        except Exception as error:  # the store is an optimisation: never fail the query for it
+            bound.warning("solutions.unavailable", during="search", error=str(error))
+            return ()
+        bound.info(
+            "demos.retrieved",
+            namespace=settings.namespace,
+            count=len(found),
+            ids=[d.id for d in found],
+            similarities=[d.similarity for d in found],
+        )
+        return tuple(found)
+
+    async def _remember(
+        self,
+        query: str,
+        run_id: str,
+        accepted_attempts: list[Attempt] | None,
+        demonstrations: tuple[Demonstration, ...],
+        record: bool | None,
+        bound: Any,
+    ) -> str | None:
+        """Update the used demonstrations' counters; record an accepted answer. Never raises."""
+        if self.store is None:
+            return None
+        try:
+            await self.store.mark_used(
+                [d.id for d in demonstrations], succeeded=accepted_attempts is not None
+            )
+            if accepted_attempts is None or not (self.demos.record if record is None else record):
+                return None
+            accepted = accepted_attempts[-1]
+            answer = accepted.answer or ""
+            stored = await self.store.record(
+                SolutionRecord(
+                    id=record_id(query, self.demos.namespace),
+                    namespace=self.demos.namespace,
+                    query=query,
+                    solution=answer,
+                    code=extract_python_code(answer),
+                    model=accepted.model,
+                    tier=accepted.tier,
+                    judge=accepted.judge,
+                    judge_reason=accepted.reason,
+                    run_id=run_id,
+                )
+            )
+        except ConfigError:
+            raise
+        except Exception as error:
+            bound.warning("solutions.unavailable", during="record", error=str(error))
+            return None
+        if stored is None:
+            return None
+        bound.info(
+            "solutions.recorded",
+            id=stored.id,
+            namespace=stored.namespace,
+            model=stored.model,
+            tier=stored.tier,
+        )
+        return stored.id
 
     def _over_budget(self, attempts: list[Attempt], client: TierClient, task: Task) -> str | None:
         """Why the next attempt would break the budget, or ``None`` if it fits."""

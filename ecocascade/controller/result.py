@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ecocascade.exceptions import CascadeFailedError
-from ecocascade.types import Usage, add_costs
+from ecocascade.types import Demonstration, Usage, add_costs
 
 __all__ = ["Attempt", "CascadeResult", "StopReason", "VerdictKind"]
 
@@ -81,6 +81,8 @@ class CascadeResult:
     attempts: tuple[Attempt, ...]
     stop_reason: StopReason
     budget_usd: float | None = None
+    demonstrations: tuple[Demonstration, ...] = ()
+    recorded_id: str | None = None
 
     @property
     def success(self) -> bool:
@@ -159,5 +161,10 @@ class CascadeResult:
             "output_tokens": self.usage.output_tokens,
             "latency_s": round(self.latency_s, 4),
             "run_id": self.run_id,
+            "demonstrations": [
+                {"id": d.id, "similarity": d.similarity, "query": d.query, "model": d.model}
+                for d in self.demonstrations
+            ],
+            "recorded_id": self.recorded_id,
             "attempts": [a.to_dict() for a in self.attempts],
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.models.client import TierClient
 from ecocascade.types import Message, Solution, Task
 
@@ -9,14 +10,19 @@ __all__ = ["ChatSolver"]
 
 
 class ChatSolver:
-    """Answers with a single chat completion: optional system prompt, then the query."""
+    """Answers with a single chat completion: optional system prompt, then the query — preceded
+    by the task's demonstrations, rendered with ``demo_template``."""
+
+    def __init__(self, demo_template: DemoTemplate = DEFAULT_DEMO_TEMPLATE) -> None:
+        self.demo_template = demo_template
 
     def messages(self, task: Task) -> list[Message]:
         """The prompt ``solve`` sends (also used to estimate cost against a budget)."""
         messages: list[Message] = []
         if task.system_prompt:
             messages.append({"role": "system", "content": task.system_prompt})
-        messages.append({"role": "user", "content": task.query})
+        content = self.demo_template.render(task.query, task.demonstrations)
+        messages.append({"role": "user", "content": content})
         return messages
 
     async def solve(self, task: Task, model: TierClient) -> Solution:

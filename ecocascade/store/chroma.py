@@ -1,0 +1,470 @@
+"""The solution store on Chroma: embedded (a directory) or a Chroma server (a URL), one code path.
+
+Records are keyed by :func:`~ecocascade.store.records.record_id`, embedded by an
+:class:`~ecocascade.types.Embedder` we control (Chroma's own default embedding function is never
+used: it downloads a model), and searched by cosine similarity within a namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+
+from ecocascade.exceptions import ConfigError, SolutionStoreError
+from ecocascade.store.records import SolutionRecord, mask_secrets
+from ecocascade.types import Demonstration, Embedder
+
+__all__ = ["DEFAULT_LOCATION", "SolutionStore"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_LOCATION = "solutions_db"
+COLLECTION = "ecocascade-solutions"
+_PAGE = 1000
+
+
+class SolutionStore:
+    """Verified query → solution pairs, retrievable by similarity.
+
+    ``location`` is a directory for the embedded store (``solutions_db/`` by default) or an
+    ``http(s)://host:port`` URL of a Chroma server (``chroma run --path DIR --port N``).
+    ``max_solution_chars`` caps what one record may hold: larger solutions are not recorded.
+    """
+
+    def __init__(
+        self,
+        location: str | Path = DEFAULT_LOCATION,
+        *,
+        embedder: Embedder | None = None,
+        collection: str = COLLECTION,
+        max_solution_chars: int = 20_000,
+    ) -> None:
+        from ecocascade.store.embedders import default_embedder
+
+        self.location = str(location)
+        self.embedder: Embedder = embedder or default_embedder()
+        self.collection_name = collection
+        self.max_solution_chars = max_solution_chars
+        self._url = _parse_url(self.location)
+        self._collection: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SolutionStore({self.location!r}, embedder={self.embedder.name!r})"
+
+    # -- connection ------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._collection is None:
+                self._collection = self._connect(self.collection_name)
+            return self._collection
+
+    def _client(self) -> Any:
+        import chromadb
+        from chromadb.config import Settings
+
+        settings = Settings(anonymized_telemetry=False, allow_reset=False)
+        if self._url is not None:
+            host, port, ssl = self._url
+            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+        Path(self.location).mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=self.location, settings=settings)
+
+    def _connect(self, name: str, *, check_embedder: bool = True) -> Any:
+        try:
+            collection = self._client().get_or_create_collection(
+                name,
+                embedding_function=_ChromaAdapter(self.embedder),
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={"embedder": self.embedder.name},
+            )
+        except (ConfigError, SolutionStoreError):
+            raise
+        except Exception as error:  # chromadb raises many types for "cannot use this store"
+            raise SolutionStoreError(_describe(error), location=self.location) from error
+        built_with = (collection.metadata or {}).get("embedder")
+        if check_embedder and built_with and built_with != self.embedder.name:
+            raise ConfigError(
+                f"this store was built with embedder {built_with!r}, not {self.embedder.name!r};"
+                " open it with that embedder, or rebuild it: ecocascade solutions reindex",
+                where=f"solution store {self.location}",
+            )
+        return collection
+
+    def _call(self, what: str, fn: Any, *, collection: Any = None) -> Any:
+        """Run ``fn(collection)`` (this store's collection unless one is given), turning Chroma's
+        failures into :class:`SolutionStoreError`."""
+        target = collection if collection is not None else self._open()
+        try:
+            return fn(target)
+        except (ConfigError, SolutionStoreError):
+            raise
+        except Exception as error:
+            raise SolutionStoreError(
+                f"{what} failed: {_describe(error)}", location=self.location
+            ) from error
+
+    # -- the cascade's side ----------------------------------------------------------------
+
+    async def search(
+        self, query: str, *, namespace: str = "default", k: int = 1, threshold: float = 0.0
+    ) -> list[Demonstration]:
+        """Up to ``k`` records in ``namespace`` whose query has cosine similarity ≥ ``threshold``
+        with ``query``, most similar first."""
+        if k < 1:
+            return []
+        (vector,) = await self.embedder.embed([query])
+        return await asyncio.to_thread(self._search_vector, vector, namespace, k, threshold)
+
+    def _search_vector(
+        self, vector: list[float], namespace: str, k: int, threshold: float
+    ) -> list[Demonstration]:
+        result = self._call(
+            "search",
+            lambda c: c.query(
+                query_embeddings=[vector],
+                n_results=k,
+                where={"namespace": namespace},
+                include=["metadatas", "documents", "distances"],
+            ),
+        )
+        found = []
+        for rid, doc, meta, distance in zip(
+            result["ids"][0],
+            result["documents"][0],
+            result["metadatas"][0],
+            result["distances"][0],
+            strict=True,
+        ):
+            similarity = 1.0 - float(distance)  # cosine space: distance = 1 - cosine similarity
+            if similarity >= threshold:
+                found.append(
+                    Demonstration(
+                        id=rid,
+                        query=doc,
+                        solution=str(meta.get("solution", "")),
+                        similarity=round(similarity, 6),
+                        model=meta.get("model"),
+                    )
+                )
+        return found
+
+    async def record(self, record: SolutionRecord) -> SolutionRecord | None:
+        """Store a verified solution (masked, size-capped). Same query + namespace → update.
+
+        Returns what was stored, or ``None`` if it was too large to keep.
+        """
+        record = record.model_copy(
+            update={
+                "solution": mask_secrets(record.solution),
+                "code": mask_secrets(record.code) if record.code else None,
+            }
+        )
+        size = len(record.solution) + len(record.code or "")
+        if size > self.max_solution_chars:
+            log.warning(
+                "solutions.too_large",
+                id=record.id,
+                chars=size,
+                max_chars=self.max_solution_chars,
+            )
+            return None
+        (vector,) = await self.embedder.embed([record.query])
+        return await asyncio.to_thread(self._upsert, record, vector)
+
+    def _upsert(self, record: SolutionRecord, vector: list[float]) -> SolutionRecord:
+        existing = self.get(record.id)
+        if existing is not None:  # keep what the earlier record earned
+            record = record.model_copy(
+                update={
+                    "created_at": existing.created_at,
+                    "times_retrieved": existing.times_retrieved,
+                    "successes_after_retrieval": existing.successes_after_retrieval,
+                    "updated_at": time.time(),
+                }
+            )
+        self._call(
+            "record",
+            lambda c: c.upsert(
+                ids=[record.id],
+                embeddings=[vector],
+                documents=[record.query],
+                metadatas=[_to_metadata(record)],
+            ),
+        )
+        return record
+
+    async def mark_used(self, ids: Sequence[str], *, succeeded: bool) -> None:
+        """Count a retrieval of each record, and a success if the query it guided was accepted."""
+        if ids:
+            await asyncio.to_thread(self._mark_used, list(ids), succeeded)
+
+    def _mark_used(self, ids: list[str], succeeded: bool) -> None:
+        # Read-modify-write: concurrent writers may lose an increment (counters are statistics,
+        # records themselves are never lost).
+        got = self._call("update counters", lambda c: c.get(ids=ids, include=["metadatas"]))
+        metadatas = []
+        for meta in got["metadatas"]:
+            meta = dict(meta)
+            meta["times_retrieved"] = int(meta.get("times_retrieved", 0)) + 1
+            if succeeded:
+                meta["successes_after_retrieval"] = (
+                    int(meta.get("successes_after_retrieval", 0)) + 1
+                )
+            metadatas.append(meta)
+        if got["ids"]:
+            self._call("update counters", lambda c: c.update(ids=got["ids"], metadatas=metadatas))
+
+    # -- administration (sync: CLI and scripts) ---------------------------------------------
+
+    def get(self, id: str) -> SolutionRecord | None:
+        got = self._call("get", lambda c: c.get(ids=[id], include=["metadatas", "documents"]))
+        if not got["ids"]:
+            return None
+        return _from_chroma(got["ids"][0], got["documents"][0], got["metadatas"][0])
+
+    def iter_records(
+        self, *, namespace: str | None = None, collection: Any = None
+    ) -> Iterable[SolutionRecord]:
+        where = {"namespace": namespace} if namespace else None
+        offset = 0
+        while True:
+            page = self._call(
+                "list",
+                lambda c, o=offset: c.get(
+                    where=where, limit=_PAGE, offset=o, include=["metadatas", "documents"]
+                ),
+                collection=collection,
+            )
+            for rid, doc, meta in zip(
+                page["ids"], page["documents"], page["metadatas"], strict=True
+            ):
+                yield _from_chroma(rid, doc, meta)
+            if len(page["ids"]) < _PAGE:
+                return
+            offset += _PAGE
+
+    def count(self) -> int:
+        return int(self._call("count", lambda c: c.count()))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        present = self._call("delete", lambda c: c.get(ids=list(ids), include=[]))["ids"]
+        if present:
+            self._call("delete", lambda c: c.delete(ids=present))
+        return len(present)
+
+    def prune(
+        self,
+        *,
+        older_than_s: float | None = None,
+        unused: bool = False,
+        namespace: str | None = None,
+    ) -> int:
+        """Delete records last updated more than ``older_than_s`` ago and/or never retrieved."""
+        if older_than_s is None and not unused:
+            raise ConfigError("say what to prune: --older-than and/or --unused", where="prune")
+        cutoff = time.time() - older_than_s if older_than_s is not None else None
+        doomed = [
+            r.id
+            for r in self.iter_records(namespace=namespace)
+            if (cutoff is None or r.updated_at < cutoff) and (not unused or r.times_retrieved == 0)
+        ]
+        for start in range(0, len(doomed), _PAGE):
+            self.delete(doomed[start : start + _PAGE])
+        return len(doomed)
+
+    def stats(self) -> dict[str, Any]:
+        namespaces: dict[str, int] = {}
+        retrieved = successes = 0
+        by_model: dict[str, int] = {}
+        for r in self.iter_records():
+            namespaces[r.namespace] = namespaces.get(r.namespace, 0) + 1
+            retrieved += r.times_retrieved
+            successes += r.successes_after_retrieval
+            by_model[r.model or "?"] = by_model.get(r.model or "?", 0) + 1
+        return {
+            "location": self.location,
+            "embedder": self.embedder.name,
+            "records": sum(namespaces.values()),
+            "namespaces": namespaces,
+            "solved_by_model": by_model,
+            "times_retrieved": retrieved,
+            "successes_after_retrieval": successes,
+        }
+
+    def export(self, path: str | Path, *, namespace: str | None = None) -> int:
+        """Write every record as one JSON object per line; returns how many."""
+        n = 0
+        with Path(path).open("w", encoding="utf-8") as out:
+            for record in self.iter_records(namespace=namespace):
+                out.write(record.model_dump_json() + "\n")
+                n += 1
+        return n
+
+    def import_(self, path: str | Path) -> int:
+        """Load an export (JSONL) as-is — ids, counters and times kept — re-embedding queries
+        with this store's embedder. Existing ids are overwritten. Not for use inside a running
+        event loop (it embeds synchronously)."""
+        records = list(_read_jsonl(Path(path)))
+        self._write_all(records, self._open())
+        return len(records)
+
+    def reindex(self) -> int:
+        """Re-embed every record with this store's embedder (after changing embedding model).
+
+        Builds a new collection first and swaps it in only when it is complete, so a failure
+        part-way loses nothing.
+        """
+        try:
+            client = self._client()
+            old = client.get_collection(self.collection_name)
+        except Exception as error:
+            raise SolutionStoreError(
+                f"reindex: {_describe(error)}", location=self.location
+            ) from error
+        records = list(self.iter_records(collection=old))
+        staging_name = f"{self.collection_name}-reindex-{int(time.time())}"
+        staging = self._connect(staging_name, check_embedder=False)
+        self._write_all(records, staging)
+        try:
+            client.delete_collection(self.collection_name)
+            staging.modify(name=self.collection_name)
+        except Exception as error:
+            raise SolutionStoreError(
+                f"reindex could not swap collections ({_describe(error)}); the re-embedded copy"
+                f" is kept as {staging_name!r}",
+                location=self.location,
+            ) from error
+        with self._lock:
+            self._collection = None
+        return len(records)
+
+    def _write_all(
+        self, records: Sequence[SolutionRecord], collection: Any, batch: int = 256
+    ) -> None:
+        for start in range(0, len(records), batch):
+            chunk = records[start : start + batch]
+            vectors = asyncio.run(self.embedder.embed([r.query for r in chunk]))
+            self._call(
+                "write",
+                lambda c, ch=chunk, v=vectors: c.upsert(
+                    ids=[r.id for r in ch],
+                    embeddings=v,
+                    documents=[r.query for r in ch],
+                    metadatas=[_to_metadata(r) for r in ch],
+                ),
+                collection=collection,
+            )
+
+
+def _to_metadata(record: SolutionRecord) -> dict[str, Any]:
+    data = record.model_dump(exclude={"id", "query"})
+    return {key: value for key, value in data.items() if value is not None}  # Chroma: no None
+
+
+def _from_chroma(rid: str, document: str, metadata: dict[str, Any] | None) -> SolutionRecord:
+    meta = dict(metadata or {})
+    known = set(SolutionRecord.model_fields) - {"id", "query"}
+    return SolutionRecord(id=rid, query=document, **{k: v for k, v in meta.items() if k in known})
+
+
+def _read_jsonl(path: Path) -> Iterable[SolutionRecord]:
+    from pydantic import ValidationError
+
+    from ecocascade.config.loader import format_validation_error
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(f"cannot read: {error}", where=str(path)) from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield SolutionRecord.model_validate(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"not JSON: {error.msg}", where=f"{path}:{number}") from None
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error), where=f"{path}:{number}") from None
+
+
+def _parse_url(location: str) -> tuple[str, int, bool] | None:
+    if "://" not in location:
+        return None
+    parts = urlsplit(location)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"expected a directory or http(s)://host:port, got {location!r}", where="solution store"
+        )
+    return (
+        parts.hostname,
+        parts.port or (443 if parts.scheme == "https" else 8000),
+        parts.scheme == "https",
+    )
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"{type(error).__name__}: {text[:300]}"
+
+
+class _ChromaAdapter:
+    """Our embedder, shaped as the Chroma embedding function the collection requires.
+
+    We always pass vectors explicitly; this only exists so Chroma never falls back to its own
+    default (which downloads an ONNX model).
+    """
+
+    def __init__(self, embedder: Embedder | None) -> None:
+        self._embedder = embedder
+
+    def __call__(self, input: Sequence[str]) -> list[list[float]]:
+        if self._embedder is None:
+            raise SolutionStoreError(
+                "this collection's vectors come from ecocascade; open it with SolutionStore",
+                location="chroma",
+            )
+        embed_sync = getattr(self._embedder, "embed_sync", None)
+        if callable(embed_sync):
+            return list(embed_sync(list(input)))
+        return asyncio.run(self._embedder.embed(list(input)))
+
+    def embed_query(self, input: Sequence[str]) -> list[list[float]]:
+        return self(input)
+
+    @staticmethod
+    def name() -> str:
+        return "ecocascade"
+
+    def is_legacy(self) -> bool:
+        return False
+
+    def default_space(self) -> str:
+        return "cosine"
+
+    def supported_spaces(self) -> list[str]:
+        return ["cosine"]
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def build_from_config(config: dict[str, Any]) -> _ChromaAdapter:
+        # Chroma rebuilds this from the persisted config when a collection is opened by name;
+        # vectors always come from SolutionStore, so the rebuilt one never embeds.
+        return _ChromaAdapter(None)
+
+    def validate_config(self, config: dict[str, Any]) -> None:
+        return None
+
+    def validate_config_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        return None

