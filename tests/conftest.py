@@ -21,6 +21,14 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 @pytest.fixture(autouse=True)
+def _own_solution_store(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI keeps a solution store by default: never let a test write to the repo's."""
+    monkeypatch.setenv("ECOCASCADE_SOLUTIONS", str(tmp_path_factory.mktemp("solutions_db")))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_structlog() -> Iterator[None]:
     """The CLI configures structlog globally; put the defaults back so log capture keeps working."""
     yield

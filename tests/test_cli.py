@@ -239,4 +239,10 @@ def test_the_installed_entry_point_prints_json_on_stdout_and_logs_on_stderr(
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["answer"] == "Paris"
     events = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
-    assert events[-2:] == ["cascade.attempt", "cascade.resolved"]
+    assert events == [
+        "demos.retrieved",
+        "judge.verdict",
+        "cascade.attempt",
+        "solutions.recorded",
+        "cascade.resolved",
+    ]

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ecocascade.cli.solutions import solutions_app
+
 if TYPE_CHECKING:
     from ecocascade.config.schema import CascadeConfig
 
@@ -51,6 +53,30 @@ def run(
         float | None, typer.Option("--budget", help="Max USD to spend on this query.")
     ] = None,
     system: Annotated[str | None, typer.Option("--system", help="System prompt.")] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Solution store: a directory or http://host:port of a Chroma server. "
+            "Default: the config's, else $ECOCASCADE_SOLUTIONS, else ./solutions_db.",
+        ),
+    ] = None,
+    no_store: Annotated[
+        bool, typer.Option("--no-store", help="No demonstrations, no recording.")
+    ] = False,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Solution-store namespace.")
+    ] = None,
+    no_demos: Annotated[
+        bool, typer.Option("--no-demos", help="Do not retrieve demonstrations.")
+    ] = False,
+    no_record: Annotated[
+        bool, typer.Option("--no-record", help="Do not record this answer in the store.")
+    ] = False,
+    k: Annotated[int | None, typer.Option("--k", help="Demonstrations to retrieve.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Min cosine similarity of a demonstration.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     log_level: LogLevel = "warning",
     log_json: LogJson = False,
@@ -61,6 +87,16 @@ def run(
 
     configure_logging(log_level, json=log_json)
     cfg = _assemble_config(config, tier, api_base, judge, budget, system)
+    overrides = {
+        "enabled": False if no_store else None,
+        "location": store,
+        "namespace": namespace,
+        "retrieve": False if no_demos else None,
+        "record": False if no_record else None,
+        "k": k,
+        "threshold": threshold,
+    }
+    cfg = _with_solutions(cfg, {key: v for key, v in overrides.items() if v is not None})
     cascade = cfg.build()
     _preflight(cascade.judge)
     result = cascade.run_sync(question)
@@ -104,6 +140,8 @@ def demo(
         print_demo(results)
     return 0
 
+
+app.add_typer(solutions_app, name="solutions")
 
 models_app = typer.Typer(
     help="Local GGUF models: list the catalogue, pull one.", no_args_is_help=True
@@ -203,6 +241,21 @@ def _assemble_config(
     if system is not None:
         data["system_prompt"] = system
     return parse_config(data, source=str(config) if config else "command line")
+
+
+def _with_solutions(cfg: CascadeConfig, overrides: dict[str, Any]) -> CascadeConfig:
+    """The CLI keeps a solution store by default (the config's, else $ECOCASCADE_SOLUTIONS,
+    else ./solutions_db): that is how the cascade gets cheaper with use."""
+    import os
+
+    from ecocascade.config.loader import parse_config
+
+    data = cfg.model_dump(exclude_none=True)
+    solutions = data.get("solutions") or {
+        "location": os.environ.get("ECOCASCADE_SOLUTIONS") or "solutions_db"
+    }
+    data["solutions"] = {**solutions, **overrides}
+    return parse_config(data, source="command line")
 
 
 def _preflight(judge: Any) -> None:

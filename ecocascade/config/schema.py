@@ -23,9 +23,11 @@ from ecocascade.models.tier import Price, RetryPolicy, Tier
 
 if TYPE_CHECKING:
     from ecocascade.controller.cascade import Cascade
+    from ecocascade.controller.demos import DemoSettings
+    from ecocascade.store.chroma import SolutionStore
     from ecocascade.types import Judge
 
-__all__ = ["CascadeConfig", "JudgeSpec", "TierSpec"]
+__all__ = ["CascadeConfig", "JudgeSpec", "SolutionsSpec", "TierSpec"]
 
 
 class _Strict(BaseModel):
@@ -183,18 +185,59 @@ AllJudgeSpec.model_rebuild()
 AnyJudgeSpec.model_rebuild()
 
 
+class SolutionsSpec(_Strict):
+    """The solution store: where it lives and how the cascade uses it."""
+
+    enabled: bool = True
+    location: Annotated[str, Field(min_length=1)] = "solutions_db"
+    embedder: str = "sentence-transformers"
+    namespace: Annotated[str, Field(min_length=1)] = "default"
+    k: Annotated[int, Field(ge=0, le=20)] = 1
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.6
+    retrieve: bool = True
+    record: bool = True
+    max_solution_chars: Annotated[int, Field(gt=0)] = 20_000
+
+    def settings(self) -> DemoSettings:
+        from ecocascade.controller.demos import DemoSettings
+
+        return DemoSettings(
+            namespace=self.namespace,
+            k=self.k,
+            threshold=self.threshold,
+            retrieve=self.retrieve,
+            record=self.record,
+        )
+
+    def open_store(self) -> SolutionStore | None:
+        if not self.enabled:
+            return None
+        from ecocascade.store.chroma import SolutionStore
+        from ecocascade.store.embedders import embedder_from_spec
+
+        return SolutionStore(
+            self.location,
+            embedder=embedder_from_spec(self.embedder),
+            max_solution_chars=self.max_solution_chars,
+        )
+
+
 class CascadeConfig(_Strict):
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
     judge: JudgeSpec
     system_prompt: str | None = None
     budget_usd: NonNegativeFloat | None = None
+    solutions: SolutionsSpec | None = None
 
     def build(self) -> Cascade:
         from ecocascade.controller.cascade import Cascade
 
+        solutions = self.solutions or SolutionsSpec(enabled=False)
         return Cascade(
             [t.to_tier() for t in self.tiers],
             self.judge.build(),
             system_prompt=self.system_prompt,
             budget_usd=self.budget_usd,
+            store=solutions.open_store(),
+            demos=solutions.settings(),
         )
