@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "Cascade": "ecocascade.controller.cascade",
     "CascadeResult": "ecocascade.controller.result",
     "ChatSolver": "ecocascade.controller.solvers",
+    "DemoSettings": "ecocascade.controller.demos",
+    "DemoTemplate": "ecocascade.controller.demos",
     # models
     "Price": "ecocascade.models.tier",
     "RetryPolicy": "ecocascade.models.tier",
@@ -31,10 +33,17 @@ _EXPORTS: dict[str, str] = {
     "HumanJudge": "ecocascade.judges.human",
     "LLMJudge": "ecocascade.judges.llm",
     "RegexJudge": "ecocascade.judges.check",
+    # solution store
+    "LiteLLMEmbedder": "ecocascade.store.embedders",
+    "SentenceTransformerEmbedder": "ecocascade.store.embedders",
+    "SolutionRecord": "ecocascade.store.records",
+    "SolutionStore": "ecocascade.store.chroma",
     # config
     "CascadeConfig": "ecocascade.config.schema",
     "load_config": "ecocascade.config.loader",
     # contracts and values
+    "Demonstration": "ecocascade.types",
+    "Embedder": "ecocascade.types",
     "Judge": "ecocascade.types",
     "Solution": "ecocascade.types",
     "Solver": "ecocascade.types",
@@ -47,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "EcoCascadeError": "ecocascade.exceptions",
     "JudgeError": "ecocascade.exceptions",
     "ProviderError": "ecocascade.exceptions",
+    "SolutionStoreError": "ecocascade.exceptions",
 }
 
 __all__ = [
@@ -61,17 +71,26 @@ __all__ = [
     "CheckJudge",
     "ConfigError",
     "ContainsJudge",
+    "DemoSettings",
+    "DemoTemplate",
+    "Demonstration",
     "EcoCascadeError",
+    "Embedder",
     "ExecutionJudge",
     "HumanJudge",
     "Judge",
     "JudgeError",
     "LLMJudge",
+    "LiteLLMEmbedder",
     "Price",
     "ProviderError",
     "RegexJudge",
     "RetryPolicy",
+    "SentenceTransformerEmbedder",
     "Solution",
+    "SolutionRecord",
+    "SolutionStore",
+    "SolutionStoreError",
     "Solver",
     "Task",
     "Tier",
@@ -100,6 +119,7 @@ if TYPE_CHECKING:
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
     from ecocascade.controller.cascade import Cascade
+    from ecocascade.controller.demos import DemoSettings, DemoTemplate
     from ecocascade.controller.result import Attempt, CascadeResult
     from ecocascade.controller.solvers import ChatSolver
     from ecocascade.exceptions import (
@@ -108,6 +128,7 @@ if TYPE_CHECKING:
         EcoCascadeError,
         JudgeError,
         ProviderError,
+        SolutionStoreError,
     )
     from ecocascade.judges.check import CheckJudge, ContainsJudge, RegexJudge
     from ecocascade.judges.combinators import AllOf, AnyOf
@@ -116,4 +137,16 @@ if TYPE_CHECKING:
     from ecocascade.judges.llm import LLMJudge
     from ecocascade.models.client import TierClient
     from ecocascade.models.tier import Price, RetryPolicy, Tier
-    from ecocascade.types import Judge, Solution, Solver, Task, Usage, Verdict
+    from ecocascade.store.chroma import SolutionStore
+    from ecocascade.store.embedders import LiteLLMEmbedder, SentenceTransformerEmbedder
+    from ecocascade.store.records import SolutionRecord
+    from ecocascade.types import (
+        Demonstration,
+        Embedder,
+        Judge,
+        Solution,
+        Solver,
+        Task,
+        Usage,
+        Verdict,
+    )
