@@ -24,8 +24,9 @@ def server() -> Iterator[FakeLLMServer]:
 def _own_solution_store(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The CLI keeps a solution store by default: never let a test write to the repo's."""
+    """The CLI keeps a solution store and a cache by default: never let a test use the user's."""
     monkeypatch.setenv("ECOCASCADE_SOLUTIONS", str(tmp_path_factory.mktemp("solutions_db")))
+    monkeypatch.setenv("ECOCASCADE_CACHE", str(tmp_path_factory.mktemp("cache") / "cache.sqlite3"))
 
 
 @pytest.fixture(autouse=True)

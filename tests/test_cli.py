@@ -240,9 +240,11 @@ def test_the_installed_entry_point_prints_json_on_stdout_and_logs_on_stderr(
     assert json.loads(proc.stdout)["answer"] == "Paris"
     events = [json.loads(line)["event"] for line in proc.stderr.splitlines()]
     assert events == [
+        "cache.miss",
         "demos.retrieved",
         "judge.verdict",
         "cascade.attempt",
         "solutions.recorded",
+        "cache.stored",
         "cascade.resolved",
     ]

@@ -77,6 +77,22 @@ def run(
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Min cosine similarity of a demonstration.")
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Response cache: a SQLite file or redis://host:port/db. Default: the "
+            "config's, else $ECOCASCADE_CACHE, else ~/.cache/ecocascade/cache.sqlite3.",
+        ),
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Bypass the cache.")] = False,
+    time_sensitive: Annotated[
+        bool | None,
+        typer.Option(
+            "--time-sensitive/--not-time-sensitive",
+            help="Override the guess of whether the answer depends on when it is asked.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     log_level: LogLevel = "warning",
     log_json: LogJson = False,
@@ -97,9 +113,10 @@ def run(
         "threshold": threshold,
     }
     cfg = _with_solutions(cfg, {key: v for key, v in overrides.items() if v is not None})
+    cfg = _with_cache(cfg, location=cache, enabled=not no_cache)
     cascade = cfg.build()
     _preflight(cascade.judge)
-    result = cascade.run_sync(question)
+    result = cascade.run_sync(question, time_sensitive=time_sensitive)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
@@ -142,6 +159,82 @@ def demo(
 
 
 app.add_typer(solutions_app, name="solutions")
+
+cache_app = typer.Typer(
+    help="The response cache: stats, clear, purge-expired.", no_args_is_help=True
+)
+app.add_typer(cache_app, name="cache")
+CacheOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cache", help="SQLite file or redis://… (default: $ECOCASCADE_CACHE or ~/.cache/…)."
+    ),
+]
+
+
+def _cache_call(location: str | None, method: str, **kwargs: Any) -> Any:
+    import asyncio
+
+    from ecocascade.cache.cache import ResponseCache
+
+    cache = ResponseCache(location or default_cache_location())
+
+    async def call() -> Any:
+        try:
+            return await getattr(cache, method)(**kwargs)
+        finally:
+            await cache.close()
+
+    try:
+        return asyncio.run(call())
+    except Exception as error:
+        from ecocascade.exceptions import ConfigError, EcoCascadeError
+
+        if isinstance(error, EcoCascadeError | ConfigError):
+            raise
+        raise EcoCascadeError(
+            f"cache {cache.backend.location}: {type(error).__name__}: {error}"
+        ) from error
+
+
+@cache_app.command("stats")
+def cache_stats(
+    cache: CacheOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Live and expired entries, per namespace, and hits served."""
+    stats = _cache_call(cache, "stats")
+    data = {
+        "entries": stats.entries,
+        "expired": stats.expired,
+        "namespaces": stats.namespaces,
+        "hits": stats.hits,
+    }
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key}: {value}")
+
+
+@cache_app.command("clear")
+def cache_clear(
+    cache: CacheOpt = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace.")
+    ] = None,
+) -> None:
+    """Delete cached answers (all, or one namespace's)."""
+    n = _cache_call(cache, "invalidate", namespace=namespace)
+    typer.echo(f"cleared {n} entries", err=True)
+
+
+@cache_app.command("purge-expired")
+def cache_purge(cache: CacheOpt = None) -> None:
+    """Delete expired entries (they are never served, but take space)."""
+    n = _cache_call(cache, "purge_expired")
+    typer.echo(f"purged {n} expired entries", err=True)
+
 
 models_app = typer.Typer(
     help="Local GGUF models: list the catalogue, pull one.", no_args_is_help=True
@@ -256,6 +349,27 @@ def _with_solutions(cfg: CascadeConfig, overrides: dict[str, Any]) -> CascadeCon
     }
     data["solutions"] = {**solutions, **overrides}
     return parse_config(data, source="command line")
+
+
+def _with_cache(cfg: CascadeConfig, *, location: str | None, enabled: bool) -> CascadeConfig:
+    """The CLI caches accepted answers by default (the config's cache, else $ECOCASCADE_CACHE,
+    else ~/.cache/ecocascade/cache.sqlite3)."""
+    from ecocascade.config.loader import parse_config
+
+    data = cfg.model_dump(exclude_none=True)
+    cache = data.get("cache") or {"location": default_cache_location()}
+    if location is not None:
+        cache["location"] = location
+    if not enabled:
+        cache["enabled"] = False
+    data["cache"] = cache
+    return parse_config(data, source="command line")
+
+
+def default_cache_location() -> str:
+    import os
+
+    return os.environ.get("ECOCASCADE_CACHE") or "~/.cache/ecocascade/cache.sqlite3"
 
 
 def _preflight(judge: Any) -> None:

@@ -22,12 +22,13 @@ from ecocascade.exceptions import ConfigError
 from ecocascade.models.tier import Price, RetryPolicy, Tier
 
 if TYPE_CHECKING:
+    from ecocascade.cache.cache import ResponseCache
     from ecocascade.controller.cascade import Cascade
     from ecocascade.controller.demos import DemoSettings
     from ecocascade.store.chroma import SolutionStore
     from ecocascade.types import Judge
 
-__all__ = ["CascadeConfig", "JudgeSpec", "SolutionsSpec", "TierSpec"]
+__all__ = ["CacheSpec", "CascadeConfig", "JudgeSpec", "SolutionsSpec", "TierSpec"]
 
 
 class _Strict(BaseModel):
@@ -222,12 +223,39 @@ class SolutionsSpec(_Strict):
         )
 
 
+class CacheSpec(_Strict):
+    """The response cache: a SQLite file or a Redis URL, TTLs, and semantic reuse."""
+
+    enabled: bool = True
+    location: Annotated[str, Field(min_length=1)] = "~/.cache/ecocascade/cache.sqlite3"
+    ttl_s: PositiveFloat = 7 * 86_400.0
+    namespace_ttl_s: dict[str, PositiveFloat] = Field(default_factory=dict)
+    time_sensitive_ttl_s: PositiveFloat = 3600.0
+    semantic_namespaces: list[str] = Field(default_factory=list)
+    semantic_threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+
+    def open_cache(self) -> ResponseCache | None:
+        if not self.enabled:
+            return None
+        from ecocascade.cache.cache import ResponseCache
+
+        return ResponseCache(
+            self.location,
+            ttl_s=self.ttl_s,
+            namespace_ttl_s=self.namespace_ttl_s,
+            time_sensitive_ttl_s=self.time_sensitive_ttl_s,
+            semantic_namespaces=self.semantic_namespaces,
+            semantic_threshold=self.semantic_threshold,
+        )
+
+
 class CascadeConfig(_Strict):
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
     judge: JudgeSpec
     system_prompt: str | None = None
     budget_usd: NonNegativeFloat | None = None
     solutions: SolutionsSpec | None = None
+    cache: CacheSpec | None = None
 
     def build(self) -> Cascade:
         from ecocascade.controller.cascade import Cascade
@@ -240,4 +268,5 @@ class CascadeConfig(_Strict):
             budget_usd=self.budget_usd,
             store=solutions.open_store(),
             demos=solutions.settings(),
+            cache=(self.cache or CacheSpec(enabled=False)).open_cache(),
         )

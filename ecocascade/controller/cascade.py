@@ -2,14 +2,16 @@
 
 This is where escalation happens. For each query the cascade walks the ladder:
 
-0. (solution store) retrieve up to k verified solutions of similar queries: they go into every
+0. (response cache) a cached accepted answer for this query ends the run at cost 0;
+   (solution store) retrieve up to k verified solutions of similar queries: they go into every
    tier's prompt as demonstrations;
 1. (budget) estimate the next attempt; stop if spent + estimate would exceed the budget;
 2. the solver answers on this tier — a provider error that survives the tier's retries, a context
    window overflow or a crashing solver is recorded as an ``error`` attempt, never raised;
 3. the judge decides; a judge that cannot decide counts as not accepted;
 4. accepted → done; otherwise escalate to the next tier;
-5. (solution store) record the accepted answer, so the next similar query can start cheap.
+5. (solution store) record the accepted answer, so the next similar query can start cheap;
+   (response cache) cache it, so the same query costs nothing next time.
 
 Every attempt is kept in the result, so a query is never silently lost. A solution store that
 fails is logged and skipped: it never fails a query.
@@ -18,7 +20,12 @@ fails is logged and skipped: it never fails a query.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import hashlib
+import json
 import math
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,6 +45,7 @@ from ecocascade.store.records import SolutionRecord, record_id
 from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Verdict
 
 if TYPE_CHECKING:
+    from ecocascade.cache.cache import CacheHit, ResponseCache
     from ecocascade.store.chroma import SolutionStore
 
 __all__ = ["Cascade"]
@@ -71,6 +79,7 @@ class Cascade:
         budget_output_tokens: int = _DEFAULT_OUTPUT_TOKENS_FOR_BUDGET,
         store: SolutionStore | None = None,
         demos: DemoSettings | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         if not tiers:
             raise ConfigError("a cascade needs at least one tier", where="tiers")
@@ -91,19 +100,59 @@ class Cascade:
         self.budget_output_tokens = budget_output_tokens
         self.store = store
         self.demos = demos or DemoSettings()
+        self.cache = cache
         self._clients = tuple(TierClient(tier) for tier in self.tiers)
 
     def __repr__(self) -> str:
         ladder = " → ".join(t.label for t in self.tiers)
         return f"Cascade({ladder}, judge={self.judge.name})"
 
-    async def run(self, query: str, *, record: bool | None = None) -> CascadeResult:
-        """Resolve one query, cheapest tier first. Never raises for provider, judge or store
-        failures. ``record=False`` keeps this run's answer out of the solution store."""
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A hash of everything that can change the answer: ladder, params, solver, judge,
+        demonstration settings, system prompt. Cache entries only serve an equal fingerprint."""
+        described = {
+            "tiers": [
+                {"model": t.model, "api_base": t.api_base, "params": dict(sorted(t.params.items()))}
+                for t in self.tiers
+            ],
+            "solver": type(self.solver).__qualname__,
+            "judge": self.judge.name,
+            "system_prompt": self.system_prompt,
+            "demos": None
+            if self.store is None
+            else [self.demos.namespace, self.demos.k, self.demos.threshold, self.demos.retrieve],
+        }
+        return hashlib.sha256(
+            json.dumps(described, sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
+
+    async def run(
+        self,
+        query: str,
+        *,
+        record: bool | None = None,
+        use_cache: bool = True,
+        time_sensitive: bool | None = None,
+    ) -> CascadeResult:
+        """Resolve one query, cheapest tier first. Never raises for provider, judge, store or
+        cache failures. ``record=False`` keeps this run's answer out of the solution store;
+        ``use_cache=False`` skips the cache both ways; ``time_sensitive`` overrides the
+        heuristic that keeps time-dependent queries out of semantic reuse."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
+        cache = self.cache if use_cache else None
+        if cache is not None:
+            hit = await self._cache_lookup(cache, query, time_sensitive, bound)
+            if hit is not None:
+                return CascadeResult(
+                    query=query, run_id=run_id, attempts=(), stop_reason="cached", cache=hit
+                )
+        # LiteLLM's import (~2.5 s, once per process) is paid here, not inside the first timed
+        # attempt, and not at all when the cache answers.
+        import_litellm()
         demonstrations = await self._retrieve(query, bound)
         task = Task(query=query, system_prompt=self.system_prompt, demonstrations=demonstrations)
         attempts: list[Attempt] = []
@@ -135,6 +184,8 @@ class Cascade:
         recorded_id = await self._remember(
             query, run_id, attempts if stop == "accepted" else None, demonstrations, record, bound
         )
+        if cache is not None and stop == "accepted":
+            await self._cache_store(cache, query, attempts[-1], time_sensitive, bound)
         result = CascadeResult(
             query=query,
             run_id=run_id,
@@ -156,20 +207,87 @@ class Cascade:
         )
         return result
 
-    def run_sync(self, query: str) -> CascadeResult:
+    def run_sync(
+        self,
+        query: str,
+        *,
+        record: bool | None = None,
+        use_cache: bool = True,
+        time_sensitive: bool | None = None,
+    ) -> CascadeResult:
         """Blocking :meth:`run` for scripts and notebooks without a running event loop."""
+        options = {"record": record, "use_cache": use_cache, "time_sensitive": time_sensitive}
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self._run_and_close(query))
+            return asyncio.run(self._run_and_close(query, options))
         raise RuntimeError("run_sync() called from a running event loop; use `await cascade.run()`")
 
-    async def _run_and_close(self, query: str) -> CascadeResult:
+    async def _run_and_close(self, query: str, options: dict[str, Any]) -> CascadeResult:
         try:
-            return await self.run(query)
+            return await self.run(query, **options)
         finally:
-            # The event loop ends with this call: close LiteLLM's HTTP clients bound to it.
-            await import_litellm().close_litellm_async_clients()
+            if self.cache is not None:
+                with contextlib.suppress(Exception):  # a cache that is down has nothing to close
+                    await self.cache.close()  # its connections belong to this event loop
+            # The event loop ends with this call: close LiteLLM's HTTP clients bound to it
+            # (if it was loaded at all: a cache hit never needs it).
+            if "litellm" in sys.modules:
+                await sys.modules["litellm"].close_litellm_async_clients()
+
+    async def _cache_lookup(
+        self, cache: ResponseCache, query: str, time_sensitive: bool | None, bound: Any
+    ) -> CacheHit | None:
+        try:
+            hit, refused = await cache.lookup(
+                query,
+                namespace=self.demos.namespace,
+                fingerprint=self.fingerprint,
+                time_sensitive=time_sensitive,
+            )
+        except ConfigError:
+            raise
+        except Exception as error:  # a cache is an optimisation: bypass it, answer anyway
+            bound.warning("cache.unavailable", during="lookup", error=_short(error))
+            return None
+        if hit is None:
+            bound.info("cache.miss", namespace=self.demos.namespace, refused=refused)
+            return None
+        bound.info(
+            "cache.hit",
+            kind=hit.kind,
+            key=hit.key,
+            similarity=hit.similarity,
+            namespace=self.demos.namespace,
+            model=hit.model,
+            age_s=hit.age_s,
+        )
+        return hit
+
+    async def _cache_store(
+        self,
+        cache: ResponseCache,
+        query: str,
+        accepted: Attempt,
+        time_sensitive: bool | None,
+        bound: Any,
+    ) -> None:
+        try:
+            entry = await cache.store(
+                query,
+                namespace=self.demos.namespace,
+                fingerprint=self.fingerprint,
+                answer=accepted.answer or "",
+                model=accepted.model,
+                tier=accepted.tier,
+                time_sensitive=time_sensitive,
+            )
+        except ConfigError:
+            raise
+        except Exception as error:
+            bound.warning("cache.unavailable", during="store", error=_short(error))
+            return
+        bound.info("cache.stored", key=entry.key, ttl_s=round(entry.expires_at - entry.created_at))
 
     async def _retrieve(self, query: str, bound: Any) -> tuple[Demonstration, ...]:
         settings = self.demos
@@ -383,3 +501,7 @@ class Cascade:
             latency_s=round(attempt.latency_s, 4),
             retries=attempt.retries,
         )
+
+
+def _short(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ecocascade.exceptions import CascadeFailedError
 from ecocascade.types import Demonstration, Usage, add_costs
 
+if TYPE_CHECKING:
+    from ecocascade.cache.cache import CacheHit
+
 __all__ = ["Attempt", "CascadeResult", "StopReason", "VerdictKind"]
 
 VerdictKind = Literal["accept", "reject", "error"]
-StopReason = Literal["accepted", "exhausted", "budget"]
+StopReason = Literal["accepted", "cached", "exhausted", "budget"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,27 +86,39 @@ class CascadeResult:
     budget_usd: float | None = None
     demonstrations: tuple[Demonstration, ...] = ()
     recorded_id: str | None = None
+    cache: CacheHit | None = None
 
     @property
     def success(self) -> bool:
-        return self.stop_reason == "accepted"
+        return self.stop_reason in ("accepted", "cached")
+
+    @property
+    def cache_hit(self) -> bool:
+        return self.cache is not None
 
     @property
     def accepted_attempt(self) -> Attempt | None:
-        return self.attempts[-1] if self.success else None
+        return self.attempts[-1] if self.stop_reason == "accepted" else None
 
     @property
     def answer(self) -> str | None:
+        if self.cache is not None:
+            return self.cache.answer
         accepted = self.accepted_attempt
         return accepted.answer if accepted else None
 
     @property
     def tier(self) -> int | None:
+        """The tier that produced the answer (for a cache hit: the one that originally did)."""
+        if self.cache is not None:
+            return self.cache.tier
         accepted = self.accepted_attempt
         return accepted.tier if accepted else None
 
     @property
     def model(self) -> str | None:
+        if self.cache is not None:
+            return self.cache.model
         accepted = self.accepted_attempt
         return accepted.model if accepted else None
 
@@ -166,5 +181,15 @@ class CascadeResult:
                 for d in self.demonstrations
             ],
             "recorded_id": self.recorded_id,
+            "cache_hit": self.cache_hit,
+            "cache": None
+            if self.cache is None
+            else {
+                "kind": self.cache.kind,
+                "key": self.cache.key,
+                "similarity": self.cache.similarity,
+                "cached_query": self.cache.cached_query,
+                "age_s": self.cache.age_s,
+            },
             "attempts": [a.to_dict() for a in self.attempts],
         }

@@ -52,7 +52,6 @@ class TierClient:
     def __init__(self, tier: Tier) -> None:
         self.tier = tier
         self._api_key = self._resolve_key(tier)
-        import_litellm()  # pay LiteLLM's ~3 s import here, not inside the first timed call
 
     @staticmethod
     def _resolve_key(tier: Tier) -> str | None:

@@ -1,0 +1,74 @@
+"""The response cache's contract: entries, and the backend protocol both backends implement."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = ["CacheBackend", "CacheEntry", "CacheStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One accepted answer, stored under ``key`` until ``expires_at`` (epoch seconds).
+
+    ``key`` is derived from the normalised query, the namespace and the cascade's fingerprint;
+    ``vector`` (the query's embedding) is present only for namespaces with semantic caching.
+    """
+
+    key: str
+    namespace: str
+    fingerprint: str
+    query: str
+    answer: str
+    model: str | None
+    tier: int | None
+    expires_at: float
+    created_at: float = field(default_factory=time.time)
+    vector: Sequence[float] | None = None
+
+    def expired(self, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    entries: int
+    expired: int
+    namespaces: dict[str, int]
+    hits: int
+
+
+@runtime_checkable
+class CacheBackend(Protocol):
+    """Where cache entries live. Every method may raise; the cache turns failures into
+    warnings and a bypass, never a failed query."""
+
+    @property
+    def location(self) -> str: ...
+
+    async def get(self, key: str) -> CacheEntry | None:
+        """The live entry for ``key`` (expired entries count as absent)."""
+        ...
+
+    async def put(self, entry: CacheEntry) -> None:
+        """Insert or replace ``entry`` (it expires at ``entry.expires_at``)."""
+        ...
+
+    async def candidates(self, namespace: str, fingerprint: str) -> list[CacheEntry]:
+        """Live entries of this namespace and fingerprint that carry a vector (semantic lookup)."""
+        ...
+
+    async def record_hit(self, key: str) -> None: ...
+
+    async def delete(self, *, key: str | None = None, namespace: str | None = None) -> int:
+        """Delete one entry, a namespace's entries, or (neither given) everything."""
+        ...
+
+    async def purge_expired(self) -> int: ...
+
+    async def stats(self) -> CacheStats: ...
+
+    async def close(self) -> None: ...
