@@ -1,9 +1,11 @@
 """Guards against the two ways semantic caches go wrong: near-misses and stale answers.
 
 Embeddings put "weather in Paris" next to "weather in London", and "can I" next to "can I not".
-A semantic hit is only served when both queries agree on their *salient tokens* — numbers,
-named entities (capitalised or all-caps words past the first word), negation — and never for a
-time-sensitive query (the answer depends on when it is asked).
+A semantic hit is only served when both queries agree on their *salient tokens*, in the same
+order — numbers, named entities (capitalised or all-caps words past the first word), qualifiers
+(superlatives, comparatives, directions: "longest" vs "shortest", "north of"), negation — and
+never for a time-sensitive query (the answer depends on when it is asked). Order matters because
+"Convert 10 USD to EUR" and "Convert 10 EUR to USD" embed almost identically (0.98).
 """
 
 from __future__ import annotations
@@ -32,42 +34,58 @@ _NOT_ENTITIES = {
     "an", "in", "on", "at", "of", "for", "to", "and", "or", "please", "tell", "give", "show",
     "list", "name", "explain", "describe", "write", "find", "me", "my", "it", "this", "that",
 }  # fmt: skip
+_QUALIFIERS = {
+    "biggest", "largest", "smallest", "tallest", "shortest", "longest", "highest", "lowest",
+    "heaviest", "lightest", "fastest", "slowest", "oldest", "youngest", "newest", "cheapest",
+    "most", "least", "best", "worst", "first", "last", "maximum", "minimum", "max", "min",
+    "more", "less", "greater", "fewer", "higher", "lower", "bigger", "smaller", "larger",
+    "longer", "older", "younger", "cheaper", "faster", "slower", "before", "after", "above",
+    "below", "north", "south", "east", "west", "northern", "southern", "eastern", "western",
+    "increase", "decrease", "buy", "sell", "import", "export", "from", "to", "into",
+}  # fmt: skip
 _TIME_SENSITIVE = re.compile(
     r"\b(today|tonight|tomorrow|yesterday|now|currently|current|latest|recent|recently|"
     r"this (?:morning|afternoon|evening|week|weekend|month|quarter|year)|next (?:week|month|year)|"
     r"last (?:night|week|month|year)|right now|at the moment|live|breaking|news|weather|"
-    r"forecast|stock|stocks|share price|exchange rate|price of|score)\b",
+    r"forecast|stock|stocks|share price|exchange rate|price of|score|newest|most recent|"
+    r"up to date|up-to-date|nowadays|these days|as of|still|anymore|upcoming|trending)\b",
     re.IGNORECASE,
 )
 
 
-def salient_tokens(query: str) -> dict[str, frozenset[str]]:
-    """The tokens two queries must share for one's answer to serve the other."""
+def salient_tokens(query: str) -> dict[str, tuple[str, ...]]:
+    """The tokens two queries must share, in order, for one's answer to serve the other."""
     text = unicodedata.normalize("NFKC", query).replace("’", "'")
     words = _WORD.findall(text)
-    numbers = {w.replace(",", "") for w in words if w[0].isdigit()}
-    numbers |= {w.lower() for w in words if w.lower() in _NUMBER_WORDS}
-    negations = {w.lower() for w in words if w.lower() in _NEGATIONS or w.lower().endswith("n't")}
-    entities = {
-        w.lower().strip("'’")
-        for i, w in enumerate(words)
+    lowered = [w.lower() for w in words]
+    numbers = [
+        w.replace(",", "") if w[0].isdigit() else low
+        for w, low in zip(words, lowered, strict=True)
+        if w[0].isdigit() or low in _NUMBER_WORDS
+    ]
+    negated = any(low in _NEGATIONS or low.endswith("n't") for low in lowered)
+    entities = [
+        low.strip("'")
+        for i, (w, low) in enumerate(zip(words, lowered, strict=True))
         if not w[0].isdigit()
         and ((w.isupper() and len(w) > 1) or (i > 0 and w[0].isupper()))
-        and w.lower() not in _NOT_ENTITIES
-    }
+        and low not in _NOT_ENTITIES
+    ]
+    qualifiers = [low for low in lowered if low in _QUALIFIERS]
     return {
-        "numbers": frozenset(numbers),
-        "entities": frozenset(entities),
-        "negation": frozenset({"yes"} if negations else set()),
+        "numbers": tuple(numbers),
+        "entities": tuple(dict.fromkeys(entities)),  # first occurrences, in order
+        "qualifiers": tuple(qualifiers),
+        "negation": ("negated",) if negated else (),
     }
 
 
 def guard_mismatch(query: str, cached_query: str) -> str | None:
     """Why ``cached_query``'s answer must not serve ``query``, or ``None`` if it may."""
     mine, theirs = salient_tokens(query), salient_tokens(cached_query)
-    for kind in ("numbers", "entities", "negation"):
+    for kind in ("numbers", "entities", "qualifiers", "negation"):
         if mine[kind] != theirs[kind]:
-            return f"{kind} differ: {sorted(mine[kind])} vs {sorted(theirs[kind])}"
+            return f"{kind} differ: {list(mine[kind])} vs {list(theirs[kind])}"
     return None
 
 
