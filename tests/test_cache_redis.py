@@ -226,7 +226,7 @@ async def test_candidates_are_live_vectors_of_this_namespace_and_fingerprint(
     found = await backend.candidates("default", "fp1")
 
     assert sorted(c.key for c in found) == ["a1", "a2"]
-    assert {c.key: list(c.vector or ()) for c in found} == {"a1": [1.0, 0.0], "a2": [0.0, 1.0]}
+    assert {c.key: _floats(c.vector) for c in found} == {"a1": [1.0, 0.0], "a2": [0.0, 1.0]}
     assert raw.hkeys("ecocascade:cache:v:default:fp1") == [b"a1", b"a2"]  # "short" dropped
     assert await backend.candidates("default", "nope") == []
 
@@ -413,7 +413,7 @@ async def test_concurrent_writers_store_exactly_the_distinct_keys(
         assert (await backends[0].stats()).namespaces == {"shared": 150}
         found = await backends[1].candidates("shared", "fp")
         assert sorted(int(c.key[1:]) for c in found) == list(range(150))
-        assert all(list(c.vector or ()) == [float(c.key[1:])] for c in found)
+        assert all(_floats(c.vector) == [float(c.key[1:])] for c in found)
     finally:
         for b in backends:
             await b.close()
@@ -465,3 +465,8 @@ def test_one_backend_serves_successive_event_loops(redis_server: RedisProcess) -
     assert first == second
     asyncio.run(backend.close())
     gc.collect()  # an unclosed connection would warn here, and warnings are errors
+
+
+def _floats(vector: object) -> list[float]:
+    """A stored vector (list or numpy array) as plain floats; [] when absent."""
+    return [] if vector is None else [float(x) for x in vector]  # type: ignore[attr-defined]

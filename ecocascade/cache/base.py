@@ -5,7 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["CacheBackend", "CacheEntry", "CacheStats"]
 
@@ -15,7 +19,8 @@ class CacheEntry:
     """One accepted answer, stored under ``key`` until ``expires_at`` (epoch seconds).
 
     ``key`` is derived from the normalised query, the namespace and the cascade's fingerprint;
-    ``vector`` (the query's embedding) is present only for namespaces with semantic caching.
+    ``vector`` (the query's embedding) is present only for namespaces with semantic caching;
+    backends may return it as a float32 numpy array (no per-float Python objects on the hot path).
     """
 
     key: str
@@ -27,7 +32,7 @@ class CacheEntry:
     tier: int | None
     expires_at: float
     created_at: float = field(default_factory=time.time)
-    vector: Sequence[float] | None = None
+    vector: Sequence[float] | NDArray[np.float32] | None = None
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.expires_at

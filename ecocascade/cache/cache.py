@@ -134,7 +134,7 @@ class ResponseCache:
         import numpy as np
 
         (vector,) = await self.embedder.embed([query])
-        matrix = np.asarray([c.vector for c in candidates], dtype=np.float32)
+        matrix = np.stack([np.asarray(c.vector, dtype=np.float32) for c in candidates])
         similarities = matrix @ np.asarray(vector, dtype=np.float32)  # vectors are unit length
         scored = sorted(zip(similarities.tolist(), candidates, strict=True), key=lambda p: -p[0])
         refused: str | None = None

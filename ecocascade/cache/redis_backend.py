@@ -25,13 +25,15 @@ import base64
 import json
 import math
 import re
-import struct
 import time
 import weakref
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+import numpy as np
+from numpy.typing import NDArray
 
 from ecocascade.cache.base import CacheEntry, CacheStats
 from ecocascade.exceptions import ConfigError
@@ -368,7 +370,7 @@ def _encode(entry: CacheEntry) -> bytes:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _decode(raw: bytes | str, *, vector: list[float] | None = None) -> CacheEntry:
+def _decode(raw: bytes | str, *, vector: NDArray[np.float32] | None = None) -> CacheEntry:
     """The entry stored as ``raw``; ``vector`` (when given) replaces the stored one."""
     data = json.loads(raw)
     if vector is None and data["vector"] is not None:
@@ -387,12 +389,13 @@ def _decode(raw: bytes | str, *, vector: list[float] | None = None) -> CacheEntr
     )
 
 
-def _pack(vector: Sequence[float]) -> bytes:
-    return struct.pack(f"<{len(vector)}f", *vector)
+def _pack(vector: Sequence[float] | NDArray[np.float32]) -> bytes:
+    return np.asarray(vector, dtype="<f4").tobytes()
 
 
-def _unpack(data: bytes) -> list[float]:
-    return list(struct.unpack(f"<{len(data) // 4}f", data))
+def _unpack(data: bytes) -> NDArray[np.float32]:
+    # Zero-copy little-endian float32 view: ~10x cheaper than Python floats for a semantic scan.
+    return np.frombuffer(data, dtype="<f4")
 
 
 def _part(text: str) -> str:

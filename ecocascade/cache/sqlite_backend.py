@@ -11,10 +11,11 @@ import asyncio
 import sqlite3
 import threading
 import time
-from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ecocascade.cache.base import CacheEntry, CacheStats
 
@@ -113,7 +114,11 @@ class SQLiteBackend:
     # -- writes -----------------------------------------------------------------------------
 
     async def put(self, entry: CacheEntry) -> None:
-        blob = array("f", entry.vector).tobytes() if entry.vector is not None else None
+        blob = (
+            np.asarray(entry.vector, dtype=np.float32).tobytes()
+            if entry.vector is not None
+            else None
+        )
         await self._write(
             f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -158,7 +163,8 @@ class SQLiteBackend:
 
 def _entry(row: Sequence[Any]) -> CacheEntry:
     key, namespace, fingerprint, query, answer, model, tier, created, expires, blob = row
-    vector = array("f", blob).tolist() if blob is not None else None
+    # Zero-copy float32 view: ~10x cheaper than Python floats for a semantic scan.
+    vector = np.frombuffer(blob, dtype=np.float32) if blob is not None else None
     return CacheEntry(
         key=key,
         namespace=namespace,
