@@ -33,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "HumanJudge": "ecocascade.judges.human",
     "LLMJudge": "ecocascade.judges.llm",
     "RegexJudge": "ecocascade.judges.check",
+    # response cache
+    "CacheHit": "ecocascade.cache.cache",
+    "ResponseCache": "ecocascade.cache.cache",
     # solution store
     "LiteLLMEmbedder": "ecocascade.store.embedders",
     "SentenceTransformerEmbedder": "ecocascade.store.embedders",
@@ -63,6 +66,7 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Attempt",
+    "CacheHit",
     "Cascade",
     "CascadeConfig",
     "CascadeFailedError",
@@ -85,6 +89,7 @@ __all__ = [
     "Price",
     "ProviderError",
     "RegexJudge",
+    "ResponseCache",
     "RetryPolicy",
     "SentenceTransformerEmbedder",
     "Solution",
@@ -116,6 +121,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ecocascade.cache.cache import CacheHit, ResponseCache
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
     from ecocascade.controller.cascade import Cascade
