@@ -43,6 +43,7 @@ _QUALIFIERS = {
     "below", "north", "south", "east", "west", "northern", "southern", "eastern", "western",
     "increase", "decrease", "buy", "sell", "import", "export", "from", "to", "into",
 }  # fmt: skip
+_SAME_QUALIFIER = {"into": "to", "onto": "to"}
 _TIME_SENSITIVE = re.compile(
     r"\b(today|tonight|tomorrow|yesterday|now|currently|current|latest|recent|recently|"
     r"this (?:morning|afternoon|evening|week|weekend|month|quarter|year)|next (?:week|month|year)|"
@@ -65,13 +66,13 @@ def salient_tokens(query: str) -> dict[str, tuple[str, ...]]:
     ]
     negated = any(low in _NEGATIONS or low.endswith("n't") for low in lowered)
     entities = [
-        low.strip("'")
+        low.strip("'").removesuffix("'s")  # France's = France
         for i, (w, low) in enumerate(zip(words, lowered, strict=True))
         if not w[0].isdigit()
         and ((w.isupper() and len(w) > 1) or (i > 0 and w[0].isupper()))
         and low not in _NOT_ENTITIES
     ]
-    qualifiers = [low for low in lowered if low in _QUALIFIERS]
+    qualifiers = [_SAME_QUALIFIER.get(low, low) for low in lowered if low in _QUALIFIERS]
     return {
         "numbers": tuple(numbers),
         "entities": tuple(dict.fromkeys(entities)),  # first occurrences, in order
@@ -86,6 +87,24 @@ def guard_mismatch(query: str, cached_query: str) -> str | None:
     for kind in ("numbers", "entities", "qualifiers", "negation"):
         if mine[kind] != theirs[kind]:
             return f"{kind} differ: {list(mine[kind])} vs {list(theirs[kind])}"
+    opposite = _negated_by_prefix(query, cached_query)
+    if opposite is not None:
+        return f"negation differs: {opposite}"
+    return None
+
+
+_NEGATING_PREFIXES = ("un", "in", "im", "il", "ir", "non", "non-", "dis", "a")
+
+
+def _negated_by_prefix(a: str, b: str) -> str | None:
+    """``legal`` vs ``illegal``, ``safe`` vs ``unsafe``: one query has a word the other negates."""
+    words_a = {w.lower() for w in _WORD.findall(a)}
+    words_b = {w.lower() for w in _WORD.findall(b)}
+    for mine, theirs in ((words_a - words_b, words_b), (words_b - words_a, words_a)):
+        for word in mine:
+            for prefix in _NEGATING_PREFIXES:
+                if len(word) > 3 and prefix + word in theirs:
+                    return f"{word!r} vs {prefix + word!r}"
     return None
 
 

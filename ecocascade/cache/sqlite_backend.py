@@ -49,6 +49,7 @@ class SQLiteBackend:
         self.path = Path(path).expanduser()
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []  # every thread's connection, for close()
         self._ready = False
         self._ready_lock = threading.Lock()
 
@@ -60,7 +61,14 @@ class SQLiteBackend:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
+            # One connection per thread, never shared while in use; check_same_thread=False only
+            # so that close() can close the worker threads' connections too.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             with self._ready_lock:
@@ -68,6 +76,8 @@ class SQLiteBackend:
                     conn.executescript(_SCHEMA)
                     self._ready = True
             self._local.conn = conn
+            with self._ready_lock:
+                self._all.append(conn)
         return conn
 
     # -- reads ------------------------------------------------------------------------------
@@ -155,10 +165,12 @@ class SQLiteBackend:
         return await asyncio.to_thread(run)
 
     async def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close every thread's connection (the backend reopens lazily if used again)."""
+        with self._ready_lock:
+            connections, self._all = self._all, []
+        for conn in connections:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
 
 
 def _entry(row: Sequence[Any]) -> CacheEntry:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -28,7 +29,7 @@ import math
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -116,8 +117,8 @@ class Cascade:
                 {"model": t.model, "api_base": t.api_base, "params": dict(sorted(t.params.items()))}
                 for t in self.tiers
             ],
-            "solver": type(self.solver).__qualname__,
-            "judge": self.judge.name,
+            "solver": _describe(self.solver),
+            "judge": {"name": self.judge.name, "config": _describe(self.judge)},
             "system_prompt": self.system_prompt,
             "demos": None
             if self.store is None
@@ -505,3 +506,33 @@ class Cascade:
 
 def _short(error: BaseException) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+
+
+def _describe(obj: Any, depth: int = 0) -> Any:
+    """A JSON-able description of a component's configuration, for the cache fingerprint.
+
+    Public attributes, dataclass fields and nested components are included (an LLM judge's
+    prompt and tier, a contains-judge's case sensitivity, a solver's demonstration template);
+    private state (clients, caches) is not.
+    """
+    if depth > 6:
+        return type(obj).__qualname__
+    if obj is None or isinstance(obj, str | int | float | bool):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): _describe(v, depth + 1) for k, v in sorted(obj.items(), key=str)}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [_describe(v, depth + 1) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return {"type": type(obj).__qualname__, **_describe(fields, depth + 1)}
+    if callable(obj) and not hasattr(obj, "__dict__"):
+        return getattr(obj, "__qualname__", type(obj).__qualname__)
+    public = (
+        {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+        if hasattr(obj, "__dict__")
+        else {}
+    )
+    if callable(obj) and not public:
+        return getattr(obj, "__qualname__", type(obj).__qualname__)
+    return {"type": type(obj).__qualname__, **_describe(public, depth + 1)}
