@@ -63,7 +63,7 @@ def pct(values: list[float], q: int) -> float:
 
 def fill(store: SolutionStore, base: np.ndarray, base_texts: list[str], size: int) -> float:
     """Bulk-load ``size`` records straight into the collection; returns seconds."""
-    collection = store._open()
+    collection = store._open("default")
     rng = np.random.default_rng(0)
     started = time.perf_counter()
     batch = 4000

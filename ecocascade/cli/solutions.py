@@ -244,6 +244,18 @@ def reindex(
     store: StoreOpt = None,
     embedder: EmbedderOpt = "sentence-transformers",
 ) -> None:
-    """Re-embed every record with --embedder (after changing the embedding model)."""
-    n = _open(store, embedder).reindex()
+    """Re-embed every record with --embedder (after changing the embedding model).
+
+    Writes a backup export first (solutions-backup-<time>.jsonl in the current directory):
+    if re-embedding fails part-way, `ecocascade solutions import` restores it.
+    """
+    import time
+
+    opened = _open(store, embedder)
+    backup = Path(f"solutions-backup-{int(time.time())}.jsonl")
+    with backup.open("w", encoding="utf-8") as out:
+        for record in opened.iter_records(check_embedder=False):
+            out.write(record.model_dump_json() + "\n")
+    typer.echo(f"backup written to {backup}", err=True)
+    n = opened.reindex()
     typer.echo(f"re-embedded {n} records with {embedder}", err=True)

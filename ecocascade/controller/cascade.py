@@ -326,7 +326,9 @@ class Cascade:
             return None
         try:
             await self.store.mark_used(
-                [d.id for d in demonstrations], succeeded=accepted_attempts is not None
+                [d.id for d in demonstrations],
+                namespace=self.demos.namespace,
+                succeeded=accepted_attempts is not None,
             )
             if accepted_attempts is None or not (self.demos.record if record is None else record):
                 return None
