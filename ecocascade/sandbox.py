@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from ecocascade.exceptions import ConfigError
 
-__all__ = ["ExecutionResult", "extract_python_code", "run_python"]
+__all__ = ["ExecutionResult", "check_limits", "extract_python_code", "run_python"]
 
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
 _OPEN_FENCE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*$")
@@ -284,14 +284,8 @@ def _limit_setter(memory_mb: int | None, cpu_s: int) -> Callable[[], None]:
     return apply_limits
 
 
-def _validate(
-    timeout_s: float,
-    memory_mb: int | None,
-    cpu_s: int | None,
-    max_output_bytes: int,
-    env_allowlist: Collection[str],
-    python: str,
-) -> None:
+def check_limits(timeout_s: float, memory_mb: int | None) -> None:
+    """Raise :class:`ConfigError` unless the wall-clock and memory limits are usable."""
     if not (math.isfinite(timeout_s) and timeout_s > 0):
         raise ConfigError(
             f"must be a positive number of seconds, got {timeout_s!r}", where="timeout_s"
@@ -300,6 +294,17 @@ def _validate(
         raise ConfigError(
             f"must be a positive number of MiB or None, got {memory_mb!r}", where="memory_mb"
         )
+
+
+def _validate(
+    timeout_s: float,
+    memory_mb: int | None,
+    cpu_s: int | None,
+    max_output_bytes: int,
+    env_allowlist: Collection[str],
+    python: str,
+) -> None:
+    check_limits(timeout_s, memory_mb)
     if cpu_s is not None and cpu_s <= 0:
         raise ConfigError(
             f"must be a positive number of seconds or None, got {cpu_s!r}", where="cpu_s"

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 import signal
 
 from ecocascade.exceptions import ConfigError, JudgeError
-from ecocascade.sandbox import ExecutionResult, extract_python_code, run_python
+from ecocascade.sandbox import ExecutionResult, check_limits, extract_python_code, run_python
 from ecocascade.types import Verdict
 
 __all__ = ["ExecutionJudge"]
@@ -31,14 +30,7 @@ class ExecutionJudge:
         memory_mb: int | None = 512,
         name: str = "exec",
     ) -> None:
-        if not (math.isfinite(timeout_s) and timeout_s > 0):
-            raise ConfigError(
-                f"must be a positive number of seconds, got {timeout_s!r}", where="timeout_s"
-            )
-        if memory_mb is not None and memory_mb <= 0:
-            raise ConfigError(
-                f"must be a positive number of MiB or None, got {memory_mb!r}", where="memory_mb"
-            )
+        check_limits(timeout_s, memory_mb)
         if expected_output is not None and not expected_output.strip():
             raise ConfigError(
                 "is blank; pass None to skip the output check", where="expected_output"
