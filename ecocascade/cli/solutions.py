@@ -251,11 +251,7 @@ def reindex(
     """
     import time
 
-    opened = _open(store, embedder)
     backup = Path(f"solutions-backup-{int(time.time())}.jsonl")
-    with backup.open("w", encoding="utf-8") as out:
-        for record in opened.iter_records(check_embedder=False):
-            out.write(record.model_dump_json() + "\n")
+    n = _open(store, embedder).reindex(backup)
     typer.echo(f"backup written to {backup}", err=True)
-    n = opened.reindex()
     typer.echo(f"re-embedded {n} records with {embedder}", err=True)

@@ -12,6 +12,7 @@ import concurrent.futures
 import hashlib
 import json
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -209,14 +210,16 @@ class SolutionStore:
             result["distances"][0],
             strict=True,
         ):
-            similarity = 1.0 - float(distance)  # cosine space: distance = 1 - cosine similarity
+            # cosine space: distance = 1 - cosine similarity. Rounded before the comparison, so
+            # passing a reported similarity back as the threshold includes that record.
+            similarity = round(1.0 - float(distance), 6)
             if similarity >= threshold:
                 found.append(
                     Demonstration(
                         id=rid,
                         query=doc,
                         solution=str(meta.get("solution", "")),
-                        similarity=round(similarity, 6),
+                        similarity=similarity,
                         model=meta.get("model"),
                     )
                 )
@@ -229,11 +232,14 @@ class SolutionStore:
         """
         record = record.model_copy(
             update={
+                "query": mask_secrets(record.query),
                 "solution": mask_secrets(record.solution),
                 "code": mask_secrets(record.code) if record.code else None,
+                "judge_reason": mask_secrets(record.judge_reason) if record.judge_reason else None,
             }
         )
-        size = len(record.solution) + len(record.code or "")
+        code = record.code or ""
+        size = len(record.solution) + (0 if code in record.solution else len(code))
         if size > self.max_solution_chars:
             log.warning(
                 "solutions.too_large",
@@ -414,14 +420,20 @@ class SolutionStore:
         self._write_all(records, lambda namespace: self._open(namespace))
         return len(records)
 
-    def reindex(self) -> int:
+    def reindex(self, backup: str | Path | None = None) -> int:
         """Re-embed every record with this store's embedder (after changing embedding model).
 
-        Reads everything first, then replaces each namespace's collection; the records are
-        re-written from memory, so a failure part-way can be repaired by ``import`` of an
-        ``export`` taken before (the CLI takes one for you).
+        Writes every record to ``backup`` (default: a timestamped JSONL in the temp directory)
+        first, then replaces each namespace's collection. If re-embedding fails part-way,
+        ``import_(backup)`` restores everything.
         """
         records = list(self.iter_records(check_embedder=False))
+        backup = Path(
+            backup or Path(tempfile.gettempdir()) / f"solutions-backup-{int(time.time())}.jsonl"
+        )
+        with backup.open("w", encoding="utf-8") as out:
+            out.writelines(r.model_dump_json() + "\n" for r in records)
+        log.info("solutions.reindex_backup", path=str(backup), records=len(records))
         client = self._client()
         for name in list(self._namespaces(check_embedder=False)):
             try:
