@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,21 @@ class SentenceTransformerEmbedder:
     """
 
     def __init__(
-        self, model: str | Path | None = None, *, device: str = "cpu", batch_size: int = 64
+        self,
+        model: str | Path | None = None,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache_size: int = 1024,
     ) -> None:
         self._model_ref = str(model) if model is not None else None
         self.device = device
         self.batch_size = batch_size
+        # A cascade embeds each query twice (retrieve, then record the accepted answer):
+        # a small LRU makes the second one free.
+        self.cache_size = cache_size
+        self._recent: OrderedDict[str, list[float]] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -74,14 +85,27 @@ class SentenceTransformerEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        vectors = self._model().encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return [[float(x) for x in row] for row in vectors]
+        with self._recent_lock:
+            known = {t: self._recent[t] for t in texts if t in self._recent}
+            for text in known:
+                self._recent.move_to_end(text)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            vectors = self._model().encode(
+                missing,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            fresh = {t: [float(x) for x in row] for t, row in zip(missing, vectors, strict=True)}
+            known.update(fresh)
+            if self.cache_size:
+                with self._recent_lock:
+                    self._recent.update(fresh)
+                    while len(self._recent) > self.cache_size:
+                        self._recent.popitem(last=False)
+        return [known[t] for t in texts]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         return await asyncio.to_thread(self.embed_sync, texts)
