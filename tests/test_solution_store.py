@@ -114,23 +114,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def make_store(
     request: pytest.FixtureRequest, tmp_path: Path, embedder: SentenceTransformerEmbedder
-) -> Iterator[Callable[..., SolutionStore]]:
-    """Fresh, empty stores on the backend named by ``kind``: a new directory or collection.
-    Closed after the test."""
-    made: list[SolutionStore] = []
+) -> Callable[..., SolutionStore]:
+    """Fresh, empty stores on the backend named by ``kind``: a new directory or collection."""
 
     def make(kind: str, **options: Any) -> SolutionStore:
         options.setdefault("embedder", embedder)
         if kind == "embedded":
-            made.append(SolutionStore(tmp_path / f"store-{uuid.uuid4().hex[:8]}", **options))
-        else:
-            url = request.getfixturevalue("chroma_server")
-            made.append(SolutionStore(url, collection=f"test-{uuid.uuid4().hex[:12]}", **options))
-        return made[-1]
+            return SolutionStore(tmp_path / f"store-{uuid.uuid4().hex[:8]}", **options)
+        url = request.getfixturevalue("chroma_server")
+        return SolutionStore(url, collection=f"test-{uuid.uuid4().hex[:12]}", **options)
 
-    yield make
-    for opened in made:
-        opened.close()
+    return make
 
 
 @pytest.fixture(params=["embedded", "server"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import hashlib
 import json
 import re
@@ -71,15 +70,6 @@ class SolutionStore:
 
     def __repr__(self) -> str:
         return f"SolutionStore({self.location!r}, embedder={self.embedder.name!r})"
-
-    def close(self) -> None:
-        """Release Chroma's client (files, HTTP connections). The store reopens if used again."""
-        with self._lock:
-            client, self._client_obj = self._client_obj, None
-            self._collections.clear()
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
 
     # -- connection ------------------------------------------------------------------------
     #
