@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import json
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import redis.exceptions
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
 from ecocascade.cache.redis_backend import RedisBackend
 from ecocascade.exceptions import ConfigError
+from ecocascade.testing import FakeLLMServer
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -470,3 +472,24 @@ def test_one_backend_serves_successive_event_loops(redis_server: RedisProcess) -
 def _floats(vector: object) -> list[float]:
     """A stored vector (list or numpy array) as plain floats; [] when absent."""
     return [] if vector is None else [float(x) for x in vector]  # type: ignore[attr-defined]
+
+
+def test_two_cli_processes_share_answers_through_a_redis_cache(
+    redis_server: RedisProcess, server: FakeLLMServer
+) -> None:
+    """Issue #5's acceptance: the second process's run is a free cache hit served from Redis."""
+    server.script("small", "Paris")
+    argv = [
+        sys.executable, "-m", "ecocascade", "run", "--no-store",
+        "--cache", redis_server.url,
+        "--tier", "openai/small", "--api-base", server.api_base,
+        "--judge", "contains:Paris", "--json", "What is the capital of France?",
+    ]  # fmt: skip
+    first, second = (
+        subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        for _ in range(2)
+    )
+    assert json.loads(first.stdout)["cache_hit"] is False
+    hit = json.loads(second.stdout)
+    assert hit["cache_hit"] is True and hit["cost_usd"] == 0.0 and hit["answer"] == "Paris"
+    assert len(server.requests_for("small")) == 1
