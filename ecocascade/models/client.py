@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,13 +127,111 @@ class TierClient:
 
     async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
         litellm = import_litellm()
+        kwargs, owned_client = await self._request(messages, params, own_client=False)
+        started = time.perf_counter()
+        try:
+            response = await asyncio.wait_for(
+                litellm.acompletion(**kwargs), self.tier.timeout_s + _WATCHDOG_GRACE_S
+            )
+        except Exception as exc:
+            mapped = map_provider_error(exc, model=self.tier.label)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            if owned_client is not None:
+                await owned_client.close()
+        return self._parse(response, time.perf_counter() - started)
+
+    async def stream(
+        self, messages: Sequence[Message], **params: Any
+    ) -> AsyncIterator[str | Completion]:
+        """One streamed chat completion: text deltas as they arrive, then the whole Completion.
+
+        Transient errors are retried per the tier's policy only until the first delta has been
+        yielded; after that a failure raises (the caller has already shown the text). Tool calls,
+        usage and cost are in the final Completion. A local tier streams over a connection of its
+        own, closed afterwards: llama.cpp closes the connection after an event stream, which would
+        otherwise break the next request made on a pooled one.
+        """
+        retries = 0
+        started = time.perf_counter()
+        while True:
+            emitted = False
+            final: Completion | None = None
+            try:
+                async for item in self._stream_once(messages, params):
+                    if isinstance(item, str):
+                        emitted = True
+                        yield item
+                    else:
+                        final = item
+            except ProviderError as error:
+                delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
+                if emitted or not error.transient or delay is None:
+                    error.retries = retries
+                    raise
+                retries += 1
+                log.info(
+                    "model.retry",
+                    model=self.label,
+                    error=error.kind,
+                    retry=retries,
+                    delay_s=round(delay, 3),
+                )
+                await asyncio.sleep(delay)
+                continue
+            assert final is not None  # _stream_once always ends with a Completion
+            yield dataclasses.replace(
+                final, latency_s=time.perf_counter() - started, retries=retries
+            )
+            return
+
+    async def _stream_once(
+        self, messages: Sequence[Message], params: dict[str, Any]
+    ) -> AsyncIterator[str | Completion]:
+        litellm = import_litellm()
+        kwargs, owned_client = await self._request(messages, params, own_client=True)
+        kwargs.update(stream=True, stream_options={"include_usage": True})
+        wait_s = self.tier.timeout_s + _WATCHDOG_GRACE_S
+        started = time.perf_counter()
+        chunks: list[Any] = []
+        try:
+            response = await asyncio.wait_for(litellm.acompletion(**kwargs), wait_s)
+            iterator = response.__aiter__()
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(anext(iterator), wait_s)
+                except StopAsyncIteration:
+                    break
+                chunks.append(chunk)
+                text = _delta_text(chunk)
+                if text:
+                    yield text
+        except Exception as exc:
+            mapped = map_provider_error(exc, model=self.tier.label)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            if owned_client is not None:
+                await owned_client.close()
+        built = (
+            litellm.stream_chunk_builder(chunks, messages=kwargs["messages"]) if chunks else None
+        )
+        yield self._parse(built, time.perf_counter() - started)
+
+    async def _request(
+        self, messages: Sequence[Message], params: dict[str, Any], *, own_client: bool
+    ) -> tuple[dict[str, Any], Any]:
+        """LiteLLM's keyword arguments for one call, and an HTTP client to close after it."""
         tier = self.tier
         kwargs: dict[str, Any] = {**tier.params, **params}
         model, api_base = tier.model, tier.api_base
         owned_client: Any = None
         if tier.is_local:
             model, api_base, messages, kwargs = await self._local_call(messages, kwargs)
-            if model.startswith("text-completion-openai/"):
+            if own_client or model.startswith("text-completion-openai/"):
                 # LiteLLM's text-completion route opens a new connection per call and leaves it to
                 # the garbage collector; lend it a client we close ourselves.
                 owned_client = _loopback_openai_client(api_base)
@@ -148,20 +247,11 @@ class TierClient:
             kwargs["api_base"] = api_base
         if self._api_key is not None:
             kwargs["api_key"] = self._api_key
-        started = time.perf_counter()
-        try:
-            response = await asyncio.wait_for(
-                litellm.acompletion(**kwargs), tier.timeout_s + _WATCHDOG_GRACE_S
-            )
-        except Exception as exc:
-            mapped = map_provider_error(exc, model=tier.label)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        finally:
-            if owned_client is not None:
-                await owned_client.close()
-        return self._parse(response, time.perf_counter() - started)
+        if kwargs.get("tools") and not any(_is_mcp_tool(t) for t in kwargs["tools"]):
+            # With any tools, LiteLLM imports its MCP gateway (and the optional `mcp` package)
+            # to look for MCP tools; plain function tools never need it.
+            kwargs["_skip_mcp_handler"] = True
+        return kwargs, owned_client
 
     async def _local_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
@@ -201,6 +291,18 @@ class TierClient:
             tool_calls=tool_calls,
             raw=response,
         )
+
+
+def _is_mcp_tool(tool: Any) -> bool:
+    return isinstance(tool, dict) and tool.get("type") == "mcp"
+
+
+def _delta_text(chunk: Any) -> str:
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return ""
+    delta = getattr(choices[0], "delta", None)
+    return getattr(delta, "content", None) or ""
 
 
 @functools.cache
