@@ -41,6 +41,7 @@ from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
+from ecocascade.routing import AttemptContext, Router, reset_attempt, set_attempt
 from ecocascade.sandbox import extract_python_code
 from ecocascade.store.records import SolutionRecord, record_id
 from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Verdict
@@ -81,6 +82,7 @@ class Cascade:
         store: SolutionStore | None = None,
         demos: DemoSettings | None = None,
         cache: ResponseCache | None = None,
+        router: Router | None = None,
     ) -> None:
         if not tiers:
             raise ConfigError("a cascade needs at least one tier", where="tiers")
@@ -102,6 +104,7 @@ class Cascade:
         self.store = store
         self.demos = demos or DemoSettings()
         self.cache = cache
+        self.router = router
         self._clients = tuple(TierClient(tier) for tier in self.tiers)
 
     def __repr__(self) -> str:
@@ -124,6 +127,8 @@ class Cascade:
             if self.store is None
             else [self.demos.namespace, self.demos.k, self.demos.threshold, self.demos.retrieve],
         }
+        if self.router is not None:
+            described["router"] = _describe(self.router)
         return hashlib.sha256(
             json.dumps(described, sort_keys=True, default=str).encode()
         ).hexdigest()[:16]
@@ -158,8 +163,11 @@ class Cascade:
         task = Task(query=query, system_prompt=self.system_prompt, demonstrations=demonstrations)
         attempts: list[Attempt] = []
         stop: StopReason = "exhausted"
+        start = await self._start_tier(query, bound)
 
         for index, client in enumerate(self._clients):
+            if index < start:
+                continue
             if self.budget_usd is not None:
                 over = self._over_budget(attempts, client, task)
                 if over is not None:
@@ -235,6 +243,22 @@ class Cascade:
             # (if it was loaded at all: a cache hit never needs it).
             if "litellm" in sys.modules:
                 await sys.modules["litellm"].close_litellm_async_clients()
+
+    async def _start_tier(self, query: str, bound: Any) -> int:
+        """The router's start tier (0 without a router, or when the router fails)."""
+        if self.router is None:
+            return 0
+        try:
+            start = int(await self.router.start_tier(query, self.tiers))
+        except ConfigError:
+            raise
+        except Exception as error:  # a router is an optimisation: start at the bottom instead
+            bound.warning("router.failed", error=_short(error))
+            return 0
+        start = min(max(start, 0), len(self.tiers) - 1)
+        if start:
+            bound.info("router.skipped", start_tier=start, model=self.tiers[start].label)
+        return start
 
     async def _cache_lookup(
         self, cache: ResponseCache, query: str, time_sensitive: bool | None, bound: Any
@@ -430,6 +454,7 @@ class Cascade:
         verdict: Verdict | None = None
         judge_error: str | None = None
         judge_cost: float | None = 0.0
+        token = set_attempt(AttemptContext(index, client.label, len(self._clients)))
         try:
             verdict = await self.judge.judge(task.query, solution.answer)
         except JudgeError as error:
@@ -440,6 +465,8 @@ class Cascade:
         except Exception as error:  # a crashing judge means "not verified", never "accepted"
             bound.warning("judge.crashed", judge=self.judge.name, exc_info=error)
             judge_error = f"{type(error).__name__}: {error}"
+        finally:
+            reset_attempt(token)
         judge_latency = time.perf_counter() - judged_at
 
         if verdict is None:
