@@ -10,9 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from ecocascade import sandbox
 from ecocascade.exceptions import ConfigError
-from ecocascade.sandbox import extract_python_code, run_python
+from ecocascade.sandbox import extract_python_code, landlock_abi, run_python
+
+needs_landlock = pytest.mark.skipif(
+    landlock_abi() is None, reason="this kernel has no Landlock: writes cannot be confined"
+)
 
 SPAWN_GRANDCHILD = """
 import subprocess, sys, time
@@ -192,7 +198,12 @@ async def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> 
         "time.sleep(60)\n"
     )
     task = asyncio.create_task(
-        run_python(code, timeout_s=30, extra_env={"PID_FILE": str(pid_file)})
+        run_python(
+            code,
+            timeout_s=30,
+            extra_env={"PID_FILE": str(pid_file)},
+            writable_paths=[tmp_path],
+        )
     )
     deadline = time.monotonic() + 5
     while not pid_file.exists() or len(pid_file.read_text().split()) < 2:
@@ -232,3 +243,172 @@ async def test_invalid_arguments_are_config_errors(kwargs: dict[str, object]) ->
 def test_sandbox_runs_with_the_current_interpreter_by_default() -> None:
     """The default ``python`` is the interpreter running ecocascade."""
     assert inspect.signature(run_python).parameters["python"].default == sys.executable
+
+
+async def test_a_grandchild_dies_when_the_code_exits_normally() -> None:
+    """A grandchild left running by code that exited 0 is killed with the process group."""
+    code = (
+        "import subprocess, sys\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(child.pid, flush=True)\n"
+    )
+    result = await run_python(code, timeout_s=5)
+    assert result.ok
+    assert _gone_soon(int(result.stdout.split()[0]))
+
+
+async def test_tmpdir_is_the_sandbox_dir() -> None:
+    """``tempfile`` inside the code creates its files under the sandbox dir."""
+    code = "import os, tempfile; print(tempfile.mkstemp()[1].startswith(os.getcwd()))"
+    result = await run_python(code, timeout_s=5)
+    assert result.stdout == "True\n"
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+async def test_support_files_are_importable_next_to_the_code(tmp_path: Path) -> None:
+    """Text, bytes and on-disk files land beside main.py; a module among them can be imported."""
+    module = tmp_path / "weather_api.py"
+    module.write_text("def forecast(city):\n    return f'sunny in {city}'\n")
+    result = await run_python(
+        "import weather_api, helpers.util as u\n"
+        "print(weather_api.forecast('Rome'), u.X, open('data.bin', 'rb').read())",
+        timeout_s=5,
+        files={"weather_api.py": module, "helpers/util.py": "X = 7\n", "data.bin": b"\x01"},
+    )
+    assert result.stdout == "sunny in Rome 7 b'\\x01'\n", result.stderr
+
+
+async def test_a_list_of_paths_is_copied_under_each_file_name(tmp_path: Path) -> None:
+    """A list of paths copies each file into the sandbox dir under its own name."""
+    (tmp_path / "tool.py").write_text("NAME = 'tool'\n")
+    result = await run_python("import tool; print(tool.NAME)", files=[tmp_path / "tool.py"])
+    assert result.stdout == "tool\n"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"main.py": "x = 1"},
+        {"../escape.py": "x = 1"},
+        {"/etc/evil.py": "x = 1"},
+        {"": "x = 1"},
+        {"ok.py": 3},
+        {"missing.py": Path("/nonexistent/missing.py")},
+        "tool.py",
+    ],
+)
+async def test_unusable_files_are_config_errors(files: object) -> None:
+    """A name that escapes the dir or shadows main.py, or a value with no content, is refused."""
+    with pytest.raises(ConfigError, match="files"):
+        await run_python("print(1)", files=files)  # type: ignore[arg-type]
+
+
+# --- write confinement (Landlock) -------------------------------------------------------------
+
+WRITE_OUTSIDE = """
+import os, subprocess, sys
+target = os.environ["TARGET"]
+try:
+    open(os.path.join(target, "from_child.txt"), "w").write("x")
+    print("child wrote")
+except PermissionError:
+    print("child denied")
+grandchild = "open(os.path.join(os.environ['TARGET'], 'from_grandchild.txt'), 'w')"
+code = subprocess.run([sys.executable, "-c", "import os; " + grandchild]).returncode
+print("grandchild denied" if code else "grandchild wrote")
+open("inside.txt", "w").write("fine")
+open(os.devnull, "w").write("discarded")
+print("inside ok")
+"""
+
+
+@needs_landlock
+async def test_writes_outside_the_sandbox_dir_fail(tmp_path: Path) -> None:
+    """The code and its grandchildren cannot create files outside the temp dir; inside they can."""
+    result = await run_python(WRITE_OUTSIDE, timeout_s=10, extra_env={"TARGET": str(tmp_path)})
+    assert result.writes_confined
+    assert result.stdout.splitlines() == ["child denied", "grandchild denied", "inside ok"]
+    assert not (tmp_path / "from_child.txt").exists()
+    assert not (tmp_path / "from_grandchild.txt").exists()
+
+
+@needs_landlock
+async def test_existing_files_outside_cannot_be_changed_or_deleted(tmp_path: Path) -> None:
+    """Overwriting, truncating or deleting an existing file outside the sandbox fails."""
+    victim = tmp_path / "keep.txt"
+    victim.write_text("precious")
+    code = (
+        "import os\n"
+        "path = os.environ['VICTIM']\n"
+        "acts = (lambda: open(path, 'a').write('x'), lambda: os.truncate(path, 0),\n"
+        "        lambda: os.remove(path))\n"
+        "for act in acts:\n"
+        "    try:\n"
+        "        act()\n"
+        "        print('done')\n"
+        "    except PermissionError:\n"
+        "        print('denied')\n"
+    )
+    result = await run_python(code, timeout_s=5, extra_env={"VICTIM": str(victim)})
+    assert result.stdout.split() == ["denied", "denied", "denied"], result.stderr
+    assert victim.read_text() == "precious"
+
+
+@needs_landlock
+async def test_writable_paths_open_a_directory_to_the_code(tmp_path: Path) -> None:
+    """A directory passed in ``writable_paths`` accepts the code's writes."""
+    result = await run_python(
+        "import os; open(os.path.join(os.environ['OUT'], 'r.txt'), 'w').write('ok')",
+        timeout_s=5,
+        extra_env={"OUT": str(tmp_path)},
+        writable_paths=[tmp_path],
+    )
+    assert result.ok, result.stderr
+    assert (tmp_path / "r.txt").read_text() == "ok"
+
+
+@pytest.mark.skipif(
+    (landlock_abi() or 0) < 6, reason="signal scoping needs Landlock ABI 6 (Linux 6.12)"
+)
+async def test_the_code_cannot_signal_processes_outside_the_sandbox() -> None:
+    """Under Landlock ABI >= 6 the code cannot send signals to its parent (the app)."""
+    code = (
+        "import os\n"
+        "try:\n    os.kill(os.getppid(), 0); print('allowed')\n"
+        "except PermissionError:\n    print('denied')\n"
+    )
+    result = await run_python(code, timeout_s=5)
+    assert result.stdout == "denied\n"
+
+
+async def test_confine_writes_false_leaves_writes_unconfined(tmp_path: Path) -> None:
+    """With ``confine_writes=False`` the code may write outside, and the result says so."""
+    result = await run_python(
+        "import os; open(os.path.join(os.environ['OUT'], 'w.txt'), 'w').write('x')",
+        timeout_s=5,
+        extra_env={"OUT": str(tmp_path)},
+        confine_writes=False,
+    )
+    assert result.ok and not result.writes_confined
+    assert (tmp_path / "w.txt").exists()
+
+
+async def test_without_landlock_the_run_warns_and_reports_unconfined(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the kernel lacks Landlock the code still runs, with a logged warning, unconfined."""
+    monkeypatch.setattr(sandbox, "landlock_abi", lambda: None)
+    sandbox._warn_unconfined.cache_clear()
+    try:
+        with capture_logs() as logs:
+            result = await run_python("print('ran')", timeout_s=5)
+            await run_python("print('ran')", timeout_s=5)
+    finally:
+        sandbox._warn_unconfined.cache_clear()
+    assert result.stdout == "ran\n"
+    assert not result.writes_confined
+    warnings = [e for e in logs if e["event"] == "sandbox.writes_unconfined"]
+    assert len(warnings) == 1  # once per process, not once per run
+    assert warnings[0]["log_level"] == "warning"
