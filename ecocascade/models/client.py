@@ -91,7 +91,24 @@ class TierClient:
         """One chat completion, retrying transient errors per the tier's policy.
 
         Raises a :class:`~ecocascade.exceptions.ProviderError` subclass if it fails for good.
+        Under an active :class:`~ecocascade.models.tape.Tape` the call is recorded, or replayed
+        from the recording (calls offering tools are neither: the tape keeps text completions).
         """
+        from ecocascade.models.tape import active_tape
+
+        tape = active_tape()
+        if tape is None or "tools" in params:
+            return await self._complete_live(messages, params)
+        key = tape.key(self.tier, messages, params)
+        if tape.mode == "replay":
+            return tape.replay(self.label, key)
+        completion = await self._complete_live(messages, params)
+        tape.record(key, completion)
+        return completion
+
+    async def _complete_live(
+        self, messages: Sequence[Message], params: dict[str, Any]
+    ) -> Completion:
         retries = 0
         started = time.perf_counter()
         while True:
