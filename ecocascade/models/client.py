@@ -302,7 +302,7 @@ class TierClient:
             text=text,
             model=self.label,
             usage=usage,
-            cost_usd=call_cost(self.tier, usage.input_tokens, usage.output_tokens),
+            cost_usd=_call_cost(self.tier, response, usage),
             latency_s=latency,
             finish_reason=getattr(choice, "finish_reason", None),
             tool_calls=tool_calls,
@@ -320,6 +320,16 @@ def _delta_text(chunk: Any) -> str:
         return ""
     delta = getattr(choices[0], "delta", None)
     return getattr(delta, "content", None) or ""
+
+
+def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
+    """The tier's price times the tokens; a ``replay/`` tier's provider reports the recorded cost
+    instead (see :mod:`ecocascade.replay`)."""
+    if tier.model.startswith("replay/"):
+        recorded = (getattr(response, "_hidden_params", None) or {}).get("recorded_cost_usd")
+        if recorded is not None:
+            return float(recorded)
+    return call_cost(tier, usage.input_tokens, usage.output_tokens)
 
 
 @functools.cache
