@@ -1,0 +1,529 @@
+"""An AutoGen ``ChatCompletionClient`` backed by LiteLLM, through ecocascade's ``TierClient``.
+
+Any LiteLLM model — hosted, an OpenAI-compatible server, or a ``local/<name>`` tier — can drive
+any AutoGen agent or team, with the same retries, typed errors and cost accounting as the
+cascade::
+
+    client = LiteLLMChatCompletionClient("openai/gpt-4o-mini", temperature=0)
+    agent = AssistantAgent("assistant", model_client=client, tools=[get_weather])
+
+Besides AutoGen's ``actual_usage()``/``total_usage()``, the client keeps ``total_cost_usd``
+(``None`` once any call had no known price), ``calls``, ``retries`` and ``last_call``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import uuid
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal, cast
+
+from autogen_core import CancellationToken, FunctionCall, Image
+from autogen_core.models import (
+    AssistantMessage,
+    ChatCompletionClient,
+    CreateResult,
+    FinishReasons,
+    FunctionExecutionResultMessage,
+    LLMMessage,
+    ModelFamily,
+    ModelInfo,
+    RequestUsage,
+    SystemMessage,
+    UserMessage,
+)
+from autogen_core.tools import Tool, ToolSchema
+from pydantic import BaseModel
+
+from ecocascade._env import import_litellm
+from ecocascade.exceptions import ConfigError
+from ecocascade.models.client import Completion, TierClient
+from ecocascade.models.tier import Tier
+from ecocascade.types import Message, add_costs
+
+__all__ = [
+    "CallStats",
+    "LiteLLMChatCompletionClient",
+    "derive_model_info",
+    "to_openai_messages",
+    "to_openai_tools",
+]
+
+ToolChoice = Tool | Literal["auto", "required", "none"]
+
+_NO_ARGS: Mapping[str, Any] = MappingProxyType({})
+_TIER_FIELDS = frozenset({"api_base", "api_key_env", "price", "timeout_s", "retry", "name"})
+# Set by the client itself: a caller passing them in extra_create_args is a mistake.
+_RESERVED_ARGS = frozenset({"model", "messages", "stream", "stream_options", "tools", "api_key"})
+_DEFAULT_CONTEXT_WINDOW = 8192
+_LOCAL_CONTEXT_WINDOW = 2048  # the local servers' default n_ctx
+_FINISH_REASONS: Mapping[str, FinishReasons] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "function_calls",
+    "function_call": "function_calls",
+    "content_filter": "content_filter",
+}
+# Substring of the model name → AutoGen family; first match wins, so longer names come first.
+_FAMILIES: tuple[tuple[str, str], ...] = (
+    ("gpt-5", ModelFamily.GPT_5),
+    ("gpt-4.1", ModelFamily.GPT_41),
+    ("gpt-4.5", ModelFamily.GPT_45),
+    ("gpt-4o", ModelFamily.GPT_4O),
+    ("gpt-4", ModelFamily.GPT_4),
+    ("gpt-3.5", ModelFamily.GPT_35),
+    ("o1", ModelFamily.O1),
+    ("o3", ModelFamily.O3),
+    ("o4", ModelFamily.O4),
+    ("claude-3-5-haiku", ModelFamily.CLAUDE_3_5_HAIKU),
+    ("claude-3-5-sonnet", ModelFamily.CLAUDE_3_5_SONNET),
+    ("claude-3-7-sonnet", ModelFamily.CLAUDE_3_7_SONNET),
+    ("claude-3-haiku", ModelFamily.CLAUDE_3_HAIKU),
+    ("claude-3-sonnet", ModelFamily.CLAUDE_3_SONNET),
+    ("claude-3-opus", ModelFamily.CLAUDE_3_OPUS),
+    ("claude-opus-4", ModelFamily.CLAUDE_4_OPUS),
+    ("claude-sonnet-4", ModelFamily.CLAUDE_4_SONNET),
+    ("gemini-2.5-pro", ModelFamily.GEMINI_2_5_PRO),
+    ("gemini-2.5-flash", ModelFamily.GEMINI_2_5_FLASH),
+    ("gemini-2.0-flash", ModelFamily.GEMINI_2_0_FLASH),
+    ("gemini-1.5-pro", ModelFamily.GEMINI_1_5_PRO),
+    ("gemini-1.5-flash", ModelFamily.GEMINI_1_5_FLASH),
+    ("codestral", ModelFamily.CODESRAL),
+    ("ministral", ModelFamily.MINISTRAL),
+    ("mistral", ModelFamily.MISTRAL),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallStats:
+    """What one ``create``/``create_stream`` call spent (after any retries)."""
+
+    model: str
+    usage: RequestUsage
+    cost_usd: float | None
+    retries: int
+    latency_s: float
+
+
+class LiteLLMChatCompletionClient(ChatCompletionClient):
+    """An AutoGen model client for one LiteLLM model (a tier of the ladder).
+
+    ``model`` is a LiteLLM model string, a :class:`~ecocascade.Tier` or a
+    :class:`~ecocascade.TierClient`. With a string or a Tier, ``params`` may set the tier's
+    fields (``api_base``, ``api_key_env``, ``price``, ``timeout_s``, ``retry``, ``name``); the
+    rest are completion parameters sent with every call (``temperature``, ``max_tokens``, …).
+    ``model_info`` overrides what is derived from LiteLLM's model table (see
+    :func:`derive_model_info`); ``context_window`` sets the prompt limit ``remaining_tokens``
+    uses when the table does not know the model.
+    """
+
+    component_type = "model"
+
+    def __init__(
+        self,
+        model: str | Tier | TierClient,
+        *,
+        model_info: ModelInfo | None = None,
+        context_window: int | None = None,
+        **params: Any,
+    ) -> None:
+        self._client = _tier_client(model, params)
+        self._model_info: ModelInfo = (
+            model_info if model_info is not None else derive_model_info(self._client.tier)
+        )
+        for key in ("vision", "function_calling", "json_output", "family"):
+            if key not in self._model_info:
+                raise ConfigError(f"model_info needs {key!r}", where="model_info")
+        self._context_window = context_window
+        self._actual_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self._total_usage = RequestUsage(prompt_tokens=0, completion_tokens=0)
+        self.total_cost_usd: float | None = 0.0
+        self.calls = 0
+        self.retries = 0
+        self.last_call: CallStats | None = None
+
+    def __repr__(self) -> str:
+        return f"LiteLLMChatCompletionClient({self.label!r})"
+
+    @property
+    def tier(self) -> Tier:
+        return self._client.tier
+
+    @property
+    def tier_client(self) -> TierClient:
+        return self._client
+
+    @property
+    def label(self) -> str:
+        return self._client.label
+
+    # -- calls -------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: ToolChoice = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        cancellation_token: CancellationToken | None = None,
+    ) -> CreateResult:
+        """One chat completion. Provider failures raise typed :class:`ProviderError`\\ s."""
+        request, params = self._request(
+            messages, tools, tool_choice, json_output, extra_create_args
+        )
+        task = asyncio.ensure_future(self._client.complete(request, **params))
+        if cancellation_token is not None:
+            cancellation_token.link_future(task)
+        completion = await task
+        return self._account(completion)
+
+    async def create_stream(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: ToolChoice = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | CreateResult, None]:
+        """Text chunks as the model writes them, then the whole :class:`CreateResult`."""
+        request, params = self._request(
+            messages, tools, tool_choice, json_output, extra_create_args
+        )
+        final: Completion | None = None
+        async for item in self._client.stream(request, **params):
+            if cancellation_token is not None and cancellation_token.is_cancelled():
+                raise asyncio.CancelledError("cancelled by the cancellation token")
+            if isinstance(item, str):
+                yield item
+            else:
+                final = item
+        assert final is not None  # TierClient.stream always ends with a Completion
+        yield self._account(final)
+
+    def _request(
+        self,
+        messages: Sequence[LLMMessage],
+        tools: Sequence[Tool | ToolSchema],
+        tool_choice: ToolChoice,
+        json_output: bool | type[BaseModel] | None,
+        extra_create_args: Mapping[str, Any],
+    ) -> tuple[list[Message], dict[str, Any]]:
+        reserved = _RESERVED_ARGS & set(extra_create_args)
+        if reserved:
+            raise ConfigError(
+                f"{sorted(reserved)} are set by the client, not through extra_create_args",
+                where="extra_create_args",
+            )
+        params: dict[str, Any] = dict(extra_create_args)
+        if tools:
+            if not self._model_info["function_calling"]:
+                raise ConfigError(
+                    f"{self.label} does not support function calling (model_info), "
+                    "but tools were passed",
+                    where="tools",
+                )
+            params["tools"] = to_openai_tools(tools)
+            params["tool_choice"] = _tool_choice(tool_choice, tools)
+        if isinstance(json_output, type) and issubclass(json_output, BaseModel):
+            params["response_format"] = json_output
+        elif json_output is True:
+            params["response_format"] = {"type": "json_object"}
+        return to_openai_messages(messages), params
+
+    def _account(self, completion: Completion) -> CreateResult:
+        usage = RequestUsage(
+            prompt_tokens=completion.usage.input_tokens,
+            completion_tokens=completion.usage.output_tokens,
+        )
+        self._actual_usage = _add(self._actual_usage, usage)
+        self._total_usage = _add(self._total_usage, usage)
+        self.total_cost_usd = add_costs(self.total_cost_usd, completion.cost_usd)
+        self.calls += 1
+        self.retries += completion.retries
+        self.last_call = CallStats(
+            model=self.label,
+            usage=usage,
+            cost_usd=completion.cost_usd,
+            retries=completion.retries,
+            latency_s=completion.latency_s,
+        )
+        return to_create_result(completion, usage)
+
+    # -- accounting and limits ---------------------------------------------------------------
+
+    def actual_usage(self) -> RequestUsage:
+        return self._actual_usage
+
+    def total_usage(self) -> RequestUsage:
+        return self._total_usage
+
+    def count_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = ()
+    ) -> int:
+        """Prompt tokens by LiteLLM's tokenizer for the model (offline; cl100k when unknown)."""
+        litellm = import_litellm()
+        return int(
+            litellm.token_counter(
+                model=self.tier.model,
+                messages=to_openai_messages(messages),
+                tools=to_openai_tools(tools) or None,
+                use_default_image_token_count=True,  # never fetch an image URL to count it
+            )
+        )
+
+    def remaining_tokens(
+        self, messages: Sequence[LLMMessage], *, tools: Sequence[Tool | ToolSchema] = ()
+    ) -> int:
+        return self.context_window - self.count_tokens(messages, tools=tools)
+
+    @property
+    def context_window(self) -> int:
+        """Prompt tokens the model accepts: the override, LiteLLM's table, or a default."""
+        if self._context_window is not None:
+            return self._context_window
+        tier = self.tier
+        if tier.is_local:
+            return int(tier.params.get("n_ctx") or _LOCAL_CONTEXT_WINDOW)
+        info = _table_info(tier.model)
+        value = info.get("max_input_tokens") or info.get("max_tokens")
+        return int(value) if value else _DEFAULT_CONTEXT_WINDOW
+
+    @property
+    def model_info(self) -> ModelInfo:
+        return self._model_info
+
+    @property
+    def capabilities(self) -> Any:  # deprecated by AutoGen in favour of model_info
+        info = self._model_info
+        return {
+            "vision": info["vision"],
+            "function_calling": info["function_calling"],
+            "json_output": info["json_output"],
+        }
+
+    async def close(self) -> None:
+        """Nothing of its own to release: HTTP clients are LiteLLM's, local servers the
+        process's (stopped at exit)."""
+
+
+# -- conversions -----------------------------------------------------------------------------
+
+
+def to_openai_messages(messages: Sequence[LLMMessage]) -> list[Message]:
+    """AutoGen messages → OpenAI/LiteLLM chat messages (one ``tool`` message per result)."""
+    converted: list[Message] = []
+    for message in messages:
+        if isinstance(message, SystemMessage):
+            converted.append({"role": "system", "content": message.content})
+        elif isinstance(message, UserMessage):
+            converted.append({"role": "user", "content": _user_content(message.content)})
+        elif isinstance(message, AssistantMessage):
+            if isinstance(message.content, str):
+                converted.append({"role": "assistant", "content": message.content})
+            else:
+                converted.append(
+                    {
+                        "role": "assistant",
+                        "content": message.thought,
+                        "tool_calls": [
+                            {
+                                "id": call.id,
+                                "type": "function",
+                                "function": {"name": call.name, "arguments": call.arguments},
+                            }
+                            for call in message.content
+                        ],
+                    }
+                )
+        elif isinstance(message, FunctionExecutionResultMessage):
+            converted.extend(
+                {"role": "tool", "tool_call_id": result.call_id, "content": result.content}
+                for result in message.content
+            )
+        else:
+            raise ConfigError(
+                f"unsupported message type {type(message).__name__}", where="messages"
+            )
+    return converted
+
+
+def _user_content(content: str | list[str | Image]) -> Any:
+    if isinstance(content, str):
+        return content
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append({"type": "text", "text": part})
+        else:
+            parts.append({"type": "image_url", "image_url": {"url": part.data_uri}})
+    return parts
+
+
+def to_openai_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]]:
+    """AutoGen tools or tool schemas → OpenAI ``{"type": "function", ...}`` tool definitions."""
+    converted = []
+    for tool in tools:
+        schema = tool_schema(tool)
+        function: dict[str, Any] = {
+            "name": schema["name"],
+            "parameters": dict(schema.get("parameters") or {"type": "object", "properties": {}}),
+        }
+        if schema.get("description"):
+            function["description"] = schema["description"]
+        if "strict" in schema:
+            function["strict"] = schema["strict"]
+        converted.append({"type": "function", "function": function})
+    return converted
+
+
+def tool_schema(tool: Tool | ToolSchema) -> ToolSchema:
+    return tool.schema if isinstance(tool, Tool) else tool
+
+
+def _tool_choice(choice: ToolChoice, tools: Sequence[Tool | ToolSchema]) -> Any:
+    if isinstance(choice, str):
+        if choice not in ("auto", "required", "none"):
+            raise ConfigError(
+                f"expected a Tool, 'auto', 'required' or 'none', got {choice!r}",
+                where="tool_choice",
+            )
+        return choice
+    names = {tool_schema(t)["name"] for t in tools}
+    if choice.name not in names:
+        raise ConfigError(
+            f"tool_choice names {choice.name!r}, which is not among the tools passed",
+            where="tool_choice",
+        )
+    return {"type": "function", "function": {"name": choice.name}}
+
+
+def to_create_result(completion: Completion, usage: RequestUsage) -> CreateResult:
+    """A LiteLLM completion → AutoGen's ``CreateResult`` (tool calls become FunctionCalls)."""
+    thought = _reasoning(completion.raw)
+    if completion.tool_calls:
+        calls = [_function_call(call) for call in completion.tool_calls]
+        text = completion.text or None
+        return CreateResult(
+            finish_reason="function_calls",
+            content=calls,
+            usage=usage,
+            cached=False,
+            thought="\n".join(t for t in (thought, text) if t) or None,
+        )
+    return CreateResult(
+        finish_reason=_FINISH_REASONS.get(completion.finish_reason or "", "unknown"),
+        content=completion.text,
+        usage=usage,
+        cached=False,
+        thought=thought,
+    )
+
+
+def _function_call(call: Any) -> FunctionCall:
+    function = getattr(call, "function", None)
+    name = getattr(function, "name", None) or ""
+    arguments = getattr(function, "arguments", None)
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {})
+    # Some servers (llama.cpp among them) send no call id; the tool result must still match.
+    call_id = getattr(call, "id", None) or f"call_{uuid.uuid4().hex[:24]}"
+    return FunctionCall(id=call_id, arguments=arguments, name=name)
+
+
+def _reasoning(raw: Any) -> str | None:
+    try:
+        message = raw.choices[0].message
+    except (AttributeError, IndexError, TypeError):
+        return None
+    text = getattr(message, "reasoning_content", None)
+    return text if isinstance(text, str) and text else None
+
+
+def _add(a: RequestUsage, b: RequestUsage) -> RequestUsage:
+    return RequestUsage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+    )
+
+
+# -- construction and model info -------------------------------------------------------------
+
+
+def _tier_client(model: str | Tier | TierClient, params: dict[str, Any]) -> TierClient:
+    if isinstance(model, TierClient):
+        if params:
+            raise ConfigError(
+                f"{sorted(params)}: set parameters on the Tier when passing a TierClient",
+                where="params",
+            )
+        return model
+    tier_fields = {k: params.pop(k) for k in list(params) if k in _TIER_FIELDS}
+    if isinstance(model, str):
+        return TierClient(Tier(model, params=params, **tier_fields))
+    if isinstance(model, Tier):
+        if params or tier_fields:
+            model = dataclasses.replace(model, params={**model.params, **params}, **tier_fields)
+        return TierClient(model)
+    raise ConfigError(
+        f"expected a LiteLLM model string, a Tier or a TierClient, got {model!r}", where="model"
+    )
+
+
+def derive_model_info(tier: Tier) -> ModelInfo:
+    """AutoGen's ``ModelInfo`` for a tier.
+
+    From LiteLLM's bundled model table when it knows the model; a ``local/<name>`` chat model
+    calls functions (llama.cpp parses tool calls from its chat template) and a completion-style
+    one does not; any other model is assumed to be an OpenAI-compatible chat model with function
+    calling and without vision or JSON mode. Pass ``model_info=`` to say otherwise.
+    """
+    name = tier.model.rsplit("/", 1)[-1].lower()
+    family = next((f for key, f in _FAMILIES if key in name), ModelFamily.UNKNOWN)
+    if tier.is_local:
+        from ecocascade.models.local.catalogue import CATALOGUE
+
+        entry = CATALOGUE.get(tier.model.removeprefix("local/"))
+        chat = entry is None or entry.style == "chat"
+        return ModelInfo(
+            vision=False,
+            function_calling=chat,
+            json_output=chat,
+            family=ModelFamily.UNKNOWN,
+            structured_output=False,
+            multiple_system_messages=False,
+        )
+    info = _table_info(tier.model)
+    if not info:
+        return ModelInfo(
+            vision=False,
+            function_calling=True,
+            json_output=False,
+            family=family,
+            structured_output=False,
+            multiple_system_messages=True,
+        )
+    schema = bool(info.get("supports_response_schema"))
+    return ModelInfo(
+        vision=bool(info.get("supports_vision")),
+        function_calling=bool(info.get("supports_function_calling")),
+        json_output=schema or bool(info.get("supports_function_calling")),
+        family=family,
+        structured_output=schema,
+        multiple_system_messages=info.get("supports_system_messages") is not False,
+    )
+
+
+def _table_info(model: str) -> Mapping[str, Any]:
+    litellm = import_litellm()
+    try:
+        return cast(Mapping[str, Any], litellm.get_model_info(model))
+    except Exception:  # LiteLLM raises several types for "not in the table"; all mean unknown
+        return {}
