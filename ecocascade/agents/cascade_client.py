@@ -167,7 +167,8 @@ def last_user_text(messages: Sequence[LLMMessage]) -> str:
 class CascadeChatCompletionClient(ChatCompletionClient):
     """An AutoGen model client that tries each call on the cheapest tier first.
 
-    ``tiers`` go cheapest first. ``judge`` is a :class:`CallJudge`, or an ecocascade
+    ``tiers`` go cheapest first: model strings, Tiers, or LiteLLM clients (to give a tier its own
+    ``model_info``). ``judge`` is a :class:`CallJudge`, or an ecocascade
     :class:`Judge` applied to text replies (tool calls are then checked for well-formedness);
     the default is :class:`WellFormedReply`. ``cache`` reuses accepted replies to identical
     requests (exact only, under ``namespace``). ``model_info`` defaults to what every tier
@@ -182,7 +183,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
 
     def __init__(
         self,
-        tiers: Sequence[Tier | str],
+        tiers: Sequence[Tier | str | LiteLLMChatCompletionClient],
         *,
         judge: CallJudge | Judge | None = None,
         cache: ResponseCache | None = None,
@@ -191,8 +192,11 @@ class CascadeChatCompletionClient(ChatCompletionClient):
     ) -> None:
         if isinstance(tiers, str) or not tiers:
             raise ConfigError("pass a non-empty list of tiers, cheapest first", where="tiers")
-        self.tiers: tuple[Tier, ...] = tuple(t if isinstance(t, Tier) else Tier(t) for t in tiers)
-        self.clients = tuple(LiteLLMChatCompletionClient(tier) for tier in self.tiers)
+        self.clients = tuple(
+            t if isinstance(t, LiteLLMChatCompletionClient) else LiteLLMChatCompletionClient(t)
+            for t in tiers
+        )
+        self.tiers: tuple[Tier, ...] = tuple(c.tier for c in self.clients)
         self.judge: CallJudge = _call_judge(judge)
         self.cache = cache
         self.namespace = namespace

@@ -1,0 +1,318 @@
+"""CascadeChatCompletionClient inside real AutoGen agents and teams, over real LiteLLM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.conditions import MaxMessageTermination
+from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
+from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core.models import CreateResult, LLMMessage, ModelInfo, UserMessage
+from autogen_core.tools import FunctionTool, Tool, ToolSchema
+from structlog.testing import capture_logs
+
+from ecocascade import CascadeFailedError, ConfigError, ContainsJudge, Price, RetryPolicy, Tier
+from ecocascade.agents import (
+    CascadeChatCompletionClient,
+    LiteLLMChatCompletionClient,
+    WellFormedReply,
+)
+from ecocascade.cache import ResponseCache
+from ecocascade.testing import FakeLLMServer, Fault, Reply, ToolCall
+from ecocascade.types import Verdict
+
+FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=1.0)
+CHEAP = Price(input_per_mtok=1.0, output_per_mtok=2.0)
+STRONG = Price(input_per_mtok=10.0, output_per_mtok=30.0)
+QUESTION = [UserMessage(content="What is 2+3?", source="user")]
+
+
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+ADD = FunctionTool(add, description="Add two integers.")
+
+
+def ladder(server: FakeLLMServer) -> list[Tier]:
+    return [
+        Tier("openai/small", api_base=server.api_base, price=CHEAP, retry=FAST, timeout_s=5),
+        Tier("openai/large", api_base=server.api_base, price=STRONG, retry=FAST, timeout_s=5),
+    ]
+
+
+def cost(price: Price, tokens_in: int, tokens_out: int) -> float:
+    return (tokens_in * price.input_per_mtok + tokens_out * price.output_per_mtok) / 1e6
+
+
+@pytest.fixture
+async def cache(tmp_path: Path) -> AsyncIterator[ResponseCache]:
+    made = ResponseCache(tmp_path / "cache.sqlite3")
+    yield made
+    await made.close()
+
+
+@pytest.mark.parametrize(
+    "bad_call",
+    [
+        ToolCall("sum", {"a": 2, "b": 3}),  # a tool that was not offered
+        ToolCall("add", '{"a": 2, "b": '),  # arguments that are not JSON
+        ToolCall("add", {"a": 2}),  # a required argument missing
+    ],
+    ids=["unknown-tool", "bad-json", "missing-argument"],
+)
+async def test_a_malformed_tool_call_escalates_and_the_valid_one_runs_the_python_tool(
+    server: FakeLLMServer, bad_call: ToolCall
+) -> None:
+    server.script("small", Reply(tool_calls=[bad_call]), Reply("2 + 3 = 5."))
+    server.script("large", Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3}, id="call_ok")]))
+    client = CascadeChatCompletionClient(ladder(server))
+    agent = AssistantAgent("assistant", model_client=client, tools=[add], reflect_on_tool_use=True)
+
+    with capture_logs() as logs:
+        result = await agent.run(task="What is 2+3?")
+
+    executed = [m for m in result.messages if isinstance(m, ToolCallExecutionEvent)]
+    assert [r.content for r in executed[0].content] == ["5"]
+    assert executed[0].content[0].call_id == "call_ok"
+    final = result.messages[-1]
+    assert isinstance(final, TextMessage) and final.content == "2 + 3 = 5."
+    escalated = [e for e in logs if e["event"] == "cascade.escalated"]
+    assert len(escalated) == 1 and escalated[0]["from_model"] == "openai/small"
+    assert client.last_tier == 0  # the reflection call was answered by the cheap tier
+    assert [len(server.requests_for(m)) for m in ("small", "large")] == [2, 1]
+
+
+async def test_usage_and_cost_add_up_across_the_tiers_a_call_went_through(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", Reply("", prompt_tokens=10, completion_tokens=1))
+    server.script("large", Reply("5", prompt_tokens=10, completion_tokens=1))
+    client = CascadeChatCompletionClient(ladder(server))
+
+    result = await client.create(QUESTION)
+
+    assert result.content == "5" and client.last_tier == 1 and client.last_model == "openai/large"
+    assert client.actual_usage().prompt_tokens == 20 and client.calls == 2
+    expected = cost(CHEAP, 10, 1) + cost(STRONG, 10, 1)
+    assert client.total_cost_usd == pytest.approx(expected)
+    assert client.last_cost_usd == pytest.approx(expected)
+    assert client.last_result is not None
+    assert [a.verdict for a in client.last_result.attempts] == ["reject", "accept"]
+    assert client.last_result.attempts[0].reason == "the reply is empty"
+
+
+async def test_a_provider_error_escalates_after_the_tiers_retries(server: FakeLLMServer) -> None:
+    server.always("small", Fault.server_error(503))
+    server.script("large", "5")
+    client = CascadeChatCompletionClient(ladder(server))
+
+    result = await client.create(QUESTION)
+
+    assert result.content == "5" and client.last_tier == 1
+    assert len(server.requests_for("small")) == 3  # the first try and FAST's two retries
+    assert client.retries == 2
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].error == "unavailable"
+
+
+async def test_when_every_tier_fails_the_call_raises_with_every_attempt(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", Fault.status(400, "bad request"))
+    server.script("large", Reply(tool_calls=[ToolCall("nope", {})]))
+    client = CascadeChatCompletionClient(ladder(server))
+
+    with capture_logs() as logs, pytest.raises(CascadeFailedError) as raised:
+        await client.create(QUESTION, tools=[ADD])
+
+    attempts = raised.value.result.attempts
+    assert [(a.model, a.verdict, a.error) for a in attempts] == [
+        ("openai/small", "error", "rejected"),
+        ("openai/large", "reject", None),
+    ]
+    assert "unknown tool 'nope'" in attempts[1].reason
+    assert raised.value.result.stop_reason == "exhausted"
+    assert any(e["event"] == "cascade.unresolved" for e in logs)
+
+
+async def test_an_ecocascade_judge_decides_on_text_replies(server: FakeLLMServer) -> None:
+    server.script("small", "Lyon")
+    server.script("large", "Paris")
+    client = CascadeChatCompletionClient(ladder(server), judge=ContainsJudge("paris"))
+
+    result = await client.create([UserMessage(content="Capital of France?", source="user")])
+
+    assert result.content == "Paris" and client.last_tier == 1
+    assert client.judge.name == "well_formed+contains:paris"
+
+
+async def test_a_custom_call_judge_plugs_in_and_a_crashing_one_never_accepts(
+    server: FakeLLMServer,
+) -> None:
+    class NoShortReplies:
+        name = "no_short_replies"
+
+        async def judge_reply(
+            self,
+            messages: Sequence[LLMMessage],
+            tools: Sequence[Tool | ToolSchema],
+            result: CreateResult,
+        ) -> Verdict:
+            text = result.content if isinstance(result.content, str) else ""
+            if text == "crash":
+                raise RuntimeError("judge bug")
+            return Verdict(len(text) > 3, "long enough" if len(text) > 3 else "too short")
+
+    server.script("small", "5", "crash")
+    server.script("large", "It is 5.", "It is 5 again.")
+    client = CascadeChatCompletionClient(ladder(server), judge=NoShortReplies())
+
+    short = await client.create(QUESTION)
+    crashed = await client.create(QUESTION)
+
+    assert short.content == "It is 5." and crashed.content == "It is 5 again."
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].error == "judge_error"
+
+
+async def test_a_repeated_call_is_served_from_the_cache_at_no_cost(
+    server: FakeLLMServer, cache: ResponseCache
+) -> None:
+    server.script("small", Reply(tool_calls=[ToolCall("sum", {})]))  # rejected: never cached
+    server.script("large", Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3})]))
+    client = CascadeChatCompletionClient(ladder(server), cache=cache)
+
+    first = await client.create(QUESTION, tools=[ADD])
+    spent = client.total_cost_usd
+    with capture_logs() as logs:
+        second = await client.create(QUESTION, tools=[ADD])
+
+    assert len(server.requests) == 2  # no request reached the server the second time
+    assert second.cached and not first.cached
+    assert second.content == first.content
+    assert client.total_cost_usd == spent and client.last_cost_usd == 0.0
+    assert client.last_tier == 1 and client.cache_hits == 1
+    assert client.actual_usage() != client.total_usage()  # the cached reply's tokens not resent
+    assert [e["event"] for e in logs if e["event"].startswith("cache.")] == ["cache.hit"]
+
+
+async def test_a_different_request_or_ladder_misses_the_cache(
+    server: FakeLLMServer, cache: ResponseCache
+) -> None:
+    server.always("small", "5")
+    client = CascadeChatCompletionClient(ladder(server), cache=cache)
+    other_ladder = CascadeChatCompletionClient(ladder(server)[:1], cache=cache)
+
+    await client.create(QUESTION)
+    await client.create(QUESTION, tools=[ADD])
+    await client.create([UserMessage(content="What is 2+4?", source="user")])
+    await other_ladder.create(QUESTION)
+
+    assert len(server.requests) == 4 and client.cache_hits == 0 and other_ladder.cache_hits == 0
+
+
+async def test_a_round_robin_team_of_two_agents_runs_on_the_cascade_client(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", "Draft: 2+3 is 5.", "")  # the reviewer's cheap reply is empty
+    server.script("large", "Reviewed: correct, 5.")
+    client = CascadeChatCompletionClient(ladder(server))
+    writer = AssistantAgent("writer", model_client=client)
+    reviewer = AssistantAgent("reviewer", model_client=client)
+    team = RoundRobinGroupChat([writer, reviewer], termination_condition=MaxMessageTermination(3))
+
+    result = await team.run(task="What is 2+3? Writer drafts, reviewer checks.")
+
+    replies = [(m.source, m.content) for m in result.messages if isinstance(m, TextMessage)]
+    assert replies[1:] == [("writer", "Draft: 2+3 is 5."), ("reviewer", "Reviewed: correct, 5.")]
+    reviewer_request = server.requests_for("large")[0].messages
+    assert "Draft: 2+3 is 5." in str(reviewer_request)
+    assert client.calls == 3 and client.last_tier == 1
+
+
+async def test_streaming_sends_an_earlier_tiers_accepted_reply_as_one_chunk(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", "one two three four five six")
+    client = CascadeChatCompletionClient(ladder(server))
+
+    items = [item async for item in client.create_stream(QUESTION)]
+
+    assert items[:-1] == ["one two three four five six"]
+    assert isinstance(items[-1], CreateResult)
+    assert "stream" not in server.requests[0].body  # judged before shown: not streamed
+
+
+async def test_streaming_streams_the_last_tier_live(server: FakeLLMServer) -> None:
+    server.script("small", "")
+    server.script("large", "one two three four five six")
+    client = CascadeChatCompletionClient(ladder(server))
+
+    items = [item async for item in client.create_stream(QUESTION)]
+
+    *chunks, final = items
+    assert len(chunks) > 1 and "".join(str(c) for c in chunks) == "one two three four five six"
+    assert isinstance(final, CreateResult) and final.content == "one two three four five six"
+    assert server.requests_for("large")[0].body["stream"] is True
+    assert client.last_tier == 1
+
+
+async def test_an_assistant_agent_streams_through_the_cascade(server: FakeLLMServer) -> None:
+    server.script("small", "")
+    server.script("large", "Paris is the capital of France.")
+    client = CascadeChatCompletionClient(ladder(server))
+    agent = AssistantAgent("assistant", model_client=client, model_client_stream=True)
+
+    events = [e async for e in agent.run_stream(task="Capital of France?")]
+
+    chunks = [e.content for e in events if type(e).__name__ == "ModelClientStreamingChunkEvent"]
+    assert "".join(chunks) == "Paris is the capital of France."
+
+
+def test_model_info_is_what_every_tier_supports() -> None:
+    vision_and_tools = Tier("openai/gpt-4o-mini")
+    tools_only = Tier("openai/my-model", api_base="http://127.0.0.1:9/v1")
+    base_model = Tier("local/gemma3-270m")
+
+    both = CascadeChatCompletionClient([vision_and_tools, tools_only]).model_info
+    with_base = CascadeChatCompletionClient([tools_only, base_model]).model_info
+
+    assert both["function_calling"] and not both["vision"]
+    assert not with_base["function_calling"]
+
+
+async def test_with_tools_a_tier_that_cannot_call_functions_is_skipped(
+    server: FakeLLMServer,
+) -> None:
+    no_tools = ModelInfo(
+        vision=False, function_calling=False, json_output=False, family="x", structured_output=False
+    )
+    tools = ModelInfo(
+        vision=False, function_calling=True, json_output=False, family="x", structured_output=False
+    )
+    server.script("large", Reply(tool_calls=[ToolCall("add", {"a": 1, "b": 2})]))
+    small, large = ladder(server)
+    base_model = LiteLLMChatCompletionClient(small, model_info=no_tools)
+    client = CascadeChatCompletionClient([base_model, large], model_info=tools)
+
+    result = await client.create(QUESTION, tools=[ADD])
+
+    assert isinstance(result.content, list) and client.last_tier == 1
+    assert server.requests_for("small") == []
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].error == "unsupported"
+
+
+def test_bad_arguments_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="tiers"):
+        CascadeChatCompletionClient([])
+    with pytest.raises(ConfigError, match="tiers"):
+        CascadeChatCompletionClient("openai/x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="judge"):
+        CascadeChatCompletionClient(["openai/x"], judge=object())  # type: ignore[arg-type]
+    assert isinstance(CascadeChatCompletionClient(["openai/x"]).judge, WellFormedReply)
