@@ -52,6 +52,7 @@ __all__ = [
     "check_limits",
     "extract_python_code",
     "landlock_abi",
+    "normalise_files",
     "run_python",
 ]
 
@@ -221,7 +222,7 @@ async def run_python(
     cannot be started.
     """
     _validate(timeout_s, memory_mb, cpu_s, max_output_bytes, env_allowlist, python)
-    support = _normalise_files(files)
+    support = normalise_files(files)
     extra_writable = _existing_paths(writable_paths)
     cpu_limit = cpu_s if cpu_s is not None else math.ceil(timeout_s) + 1
     with tempfile.TemporaryDirectory(prefix="ecocascade-sandbox-") as workdir:
@@ -251,8 +252,9 @@ async def run_python(
     return dataclasses.replace(result, writes_confined=ruleset is not None)
 
 
-def _normalise_files(files: SandboxFiles | None) -> dict[str, str | bytes | Path]:
-    """Check ``files`` up front (a caller mistake is a ConfigError, never a half-built dir)."""
+def normalise_files(files: SandboxFiles | None) -> dict[str, str | bytes | Path]:
+    """``files`` as ``{relative name: text, bytes or Path}``, checked: a caller mistake is a
+    :class:`ConfigError` up front, never a half-built sandbox dir."""
     if files is None:
         return {}
     if isinstance(files, str | bytes | os.PathLike):

@@ -1,14 +1,22 @@
-"""A judge that runs the answer's Python code and accepts it when the code runs cleanly."""
+"""Judges of code: run the answer's Python, or read how the code-writing agent's last run ended.
+
+:class:`ExecutionJudge` runs the answer's last Python block in the sandbox itself.
+:class:`CodeRunJudge` runs nothing: it reads the run-status line that
+:class:`~ecocascade.agents.code.CodeSolver` appends to every answer (:func:`run_status_line`),
+so the code is judged by the run that actually happened, with its secrets and support files,
+and is not executed a second time.
+"""
 
 from __future__ import annotations
 
+import re
 import signal
 
 from ecocascade.exceptions import ConfigError, JudgeError
 from ecocascade.sandbox import ExecutionResult, check_limits, extract_python_code, run_python
 from ecocascade.types import Verdict
 
-__all__ = ["ExecutionJudge"]
+__all__ = ["CodeRunJudge", "ExecutionJudge", "run_status_line"]
 
 _EXCERPT_CHARS = 200
 
@@ -95,3 +103,59 @@ def _signal_name(exit_code: int | None) -> str:
         return signal.Signals(-exit_code).name
     except ValueError:
         return f"signal {-exit_code}"
+
+
+_STATUS = re.compile(
+    r"^\[execution: (?:exit code (?P<code>-?\d+)|(?P<timeout>timed out after [^\]]+)"
+    r"|(?P<none>no code ran))\]$"
+)
+
+
+def run_status_line(exit_code: int | None, *, timed_out: bool = False, timeout_s: float = 0) -> str:
+    """The line a code-writing solver ends its answer with: how its last code run ended.
+
+    ``exit_code=None`` without ``timed_out`` means no code ran at all.
+    """
+    if timed_out:
+        return f"[execution: timed out after {timeout_s:g}s]"
+    if exit_code is None:
+        return "[execution: no code ran]"
+    return f"[execution: exit code {exit_code}]"
+
+
+class CodeRunJudge:
+    """Accepts an answer whose recorded last code run exited 0.
+
+    Reads the answer's final line, written by the solver after everything the model said
+    (:func:`run_status_line`), so a model cannot forge it: text the model wrote always comes
+    before it. An answer without that line — not produced by a code-writing solver — is
+    rejected. Combine with an LLM or human judge for "ran cleanly *and* answers the question":
+    ``AllOf(CodeRunJudge(), LLMJudge(...))``.
+    """
+
+    def __init__(self, *, name: str = "code-run") -> None:
+        if not name:
+            raise ConfigError("must not be empty", where="name")
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def judge(self, query: str, answer: str) -> Verdict:
+        lines = [line.strip() for line in answer.splitlines() if line.strip()]
+        status = _STATUS.match(lines[-1]) if lines else None
+        if status is None:
+            return self._verdict(False, "no recorded code run (not a code-writing solver's answer)")
+        if status["none"]:
+            return self._verdict(False, "no code ran")
+        if status["timeout"]:
+            return self._verdict(False, f"the last run {status['timeout']}")
+        code = int(status["code"])
+        if code != 0:
+            how = f"killed by {_signal_name(code)}" if code < 0 else f"exit code {code}"
+            return self._verdict(False, f"the last run failed: {how}")
+        return self._verdict(True, "the last run exited 0")
+
+    def _verdict(self, accepted: bool, reason: str) -> Verdict:
+        return Verdict(accepted=accepted, reason=reason, judge=self._name, cost_usd=0.0)
