@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from ecocascade.cache.cache import ResponseCache
     from ecocascade.controller.cascade import Cascade
     from ecocascade.controller.demos import DemoSettings
+    from ecocascade.routing import Router
     from ecocascade.store.chroma import SolutionStore
     from ecocascade.types import Judge
 
-__all__ = ["CacheSpec", "CascadeConfig", "JudgeSpec", "SolutionsSpec", "TierSpec"]
+__all__ = ["CacheSpec", "CascadeConfig", "JudgeSpec", "RouterSpec", "SolutionsSpec", "TierSpec"]
 
 
 class _Strict(BaseModel):
@@ -152,6 +153,53 @@ class RegexJudgeSpec(_Strict):
         return RegexJudge(self.pattern)
 
 
+class LearnedJudgeSpec(_Strict):
+    """A judge learned from logs (``ecocascade tune`` writes one): P(correct) >= threshold."""
+
+    type: Literal["learned"]
+    path: Annotated[str, Field(min_length=1)]
+    embedder: str = "sentence-transformers"
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
+
+    def build(self) -> Judge:
+        from ecocascade.judges.learned import LearnedJudge
+        from ecocascade.store.embedders import embedder_from_spec
+
+        return LearnedJudge.load(
+            self.path,
+            embedder_from_spec(self.embedder),
+            threshold=self.threshold,
+            thresholds=self.thresholds,
+        )
+
+
+class AgreementJudgeSpec(_Strict):
+    """Accept when reference models give the same extracted answer."""
+
+    type: Literal["agreement"]
+    references: Annotated[list[TierSpec], Field(min_length=1)]
+    min_agree: Annotated[int, Field(ge=1)] = 1
+    kind: Literal["auto", "choice", "number", "code", "text"] = "auto"
+    accept_last_tier: bool = True
+
+    @model_validator(mode="after")
+    def _enough_references(self) -> Self:
+        if self.min_agree > len(self.references):
+            raise ValueError(f"min_agree {self.min_agree} > {len(self.references)} references")
+        return self
+
+    def build(self) -> Judge:
+        from ecocascade.judges.agreement import AgreementJudge
+
+        return AgreementJudge(
+            [t.to_tier() for t in self.references],
+            min_agree=self.min_agree,
+            kind=self.kind,
+            accept_last_tier=self.accept_last_tier,
+        )
+
+
 class AllJudgeSpec(_Strict):
     type: Literal["all"]
     judges: Annotated[list[JudgeSpec], Field(min_length=1)]
@@ -178,6 +226,8 @@ JudgeSpec = Annotated[
     | HumanJudgeSpec
     | ContainsJudgeSpec
     | RegexJudgeSpec
+    | LearnedJudgeSpec
+    | AgreementJudgeSpec
     | AllJudgeSpec
     | AnyJudgeSpec,
     Field(discriminator="type"),
@@ -249,6 +299,24 @@ class CacheSpec(_Strict):
         )
 
 
+class RouterSpec(_Strict):
+    """The history router: start at the cheapest tier that solved similar past queries."""
+
+    type: Literal["history"]
+    path: Annotated[str, Field(min_length=1)]
+    embedder: str = "sentence-transformers"
+    k: Annotated[int, Field(ge=1)] = 10
+    skip_below: Annotated[float, Field(ge=0.0, le=1.0)] = 0.4
+
+    def build(self) -> Router:
+        from ecocascade.routing import HistoryRouter
+        from ecocascade.store.embedders import embedder_from_spec
+
+        return HistoryRouter.load(
+            self.path, embedder_from_spec(self.embedder), k=self.k, skip_below=self.skip_below
+        )
+
+
 class CascadeConfig(_Strict):
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
     judge: JudgeSpec
@@ -256,6 +324,7 @@ class CascadeConfig(_Strict):
     budget_usd: NonNegativeFloat | None = None
     solutions: SolutionsSpec | None = None
     cache: CacheSpec | None = None
+    router: RouterSpec | None = None
 
     def build(self) -> Cascade:
         from ecocascade.controller.cascade import Cascade
@@ -269,4 +338,5 @@ class CascadeConfig(_Strict):
             store=solutions.open_store(),
             demos=solutions.settings(),
             cache=(self.cache or CacheSpec(enabled=False)).open_cache(),
+            router=self.router.build() if self.router else None,
         )
