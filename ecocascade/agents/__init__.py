@@ -1,4 +1,5 @@
-"""AutoGen integration: LiteLLM-backed model clients, and the cascade as a model client.
+"""AutoGen integration: LiteLLM-backed model clients, the cascade as a model client, and agents
+(any agent or team, or the ready code-writing team) as the cascade's solver.
 
 Names are imported lazily, so ``import ecocascade.agents`` does not pull in AutoGen or LiteLLM.
 """
@@ -9,16 +10,26 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS: dict[str, str] = {
+    "AutoGenSolver": "ecocascade.agents.solver",
     "CallJudge": "ecocascade.agents.cascade_client",
     "CascadeChatCompletionClient": "ecocascade.agents.cascade_client",
+    "CodeRun": "ecocascade.agents.code",
+    "CodeRunJudge": "ecocascade.judges.execution",
+    "CodeSolver": "ecocascade.agents.code",
     "LiteLLMChatCompletionClient": "ecocascade.agents.client",
+    "SandboxCodeExecutor": "ecocascade.agents.code",
     "WellFormedReply": "ecocascade.agents.cascade_client",
 }
 
 __all__ = [
+    "AutoGenSolver",
     "CallJudge",
     "CascadeChatCompletionClient",
+    "CodeRun",
+    "CodeRunJudge",
+    "CodeSolver",
     "LiteLLMChatCompletionClient",
+    "SandboxCodeExecutor",
     "WellFormedReply",
 ]
 
@@ -43,3 +54,6 @@ if TYPE_CHECKING:
         WellFormedReply,
     )
     from ecocascade.agents.client import LiteLLMChatCompletionClient
+    from ecocascade.agents.code import CodeRun, CodeSolver, SandboxCodeExecutor
+    from ecocascade.agents.solver import AutoGenSolver
+    from ecocascade.judges.execution import CodeRunJudge
