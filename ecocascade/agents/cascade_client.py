@@ -87,7 +87,7 @@ class CallJudge(Protocol):
 class WellFormedReply:
     """The default call judge: accept a usable reply, reject a malformed one.
 
-    A text reply must be non-empty; with ``text_judge`` (any ecocascade :class:`Judge`) it must
+    A text reply must be non-empty and not cut off at the token limit; with ``text_judge`` (any ecocascade :class:`Judge`) it must
     also satisfy that judge, asked about the last user message. Tool calls must name a tool that
     was offered, with arguments that parse as a JSON object, contain the schema's required
     fields, and no others when the schema forbids additional properties.
@@ -115,6 +115,8 @@ class WellFormedReply:
         if isinstance(result.content, str):
             if not result.content.strip():
                 return Verdict(False, "the reply is empty", judge=self.name)
+            if result.finish_reason == "length":
+                return Verdict(False, "the reply was cut off at the token limit", judge=self.name)
             if self.text_judge is None:
                 return Verdict(True, "a non-empty reply", judge=self.name)
             return await self.text_judge.judge(last_user_text(messages), result.content)

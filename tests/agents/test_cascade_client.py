@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -28,6 +31,7 @@ FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=1.0)
 CHEAP = Price(input_per_mtok=1.0, output_per_mtok=2.0)
 STRONG = Price(input_per_mtok=10.0, output_per_mtok=30.0)
 QUESTION = [UserMessage(content="What is 2+3?", source="user")]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def add(a: int, b: int) -> int:
@@ -104,6 +108,20 @@ async def test_usage_and_cost_add_up_across_the_tiers_a_call_went_through(
     assert client.last_result is not None
     assert [a.verdict for a in client.last_result.attempts] == ["reject", "accept"]
     assert client.last_result.attempts[0].reason == "the reply is empty"
+
+
+async def test_a_reply_cut_off_at_the_token_limit_is_not_well_formed(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", Reply("The answer is", finish_reason="length"))
+    server.script("large", Reply("The answer is 5."))
+    client = CascadeChatCompletionClient(ladder(server))
+
+    result = await client.create(QUESTION)
+
+    assert result.content == "The answer is 5."
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].reason == "the reply was cut off at the token limit"
 
 
 async def test_a_provider_error_escalates_after_the_tiers_retries(server: FakeLLMServer) -> None:
@@ -316,3 +334,54 @@ def test_bad_arguments_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="judge"):
         CascadeChatCompletionClient(["openai/x"], judge=object())  # type: ignore[arg-type]
     assert isinstance(CascadeChatCompletionClient(["openai/x"]).judge, WellFormedReply)
+
+
+def test_the_example_shows_a_bad_tool_call_escalated_on_the_test_server() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tool_assistant.py"), "--test-server"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "cascade.escalated" in run.stdout
+    assert "calls unknown tool 'weather'" in run.stdout
+    assert "Answer: It is sunny and 21 C in Paris." in run.stdout
+    assert "3 model calls; the last answered by openai/small" in run.stdout
+
+
+def readme_snippet() -> str:
+    section = (ROOT / "README.md").read_text().split("## Use the cascade inside an AutoGen app")[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_snippet_runs_as_written_against_the_test_server(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    server.script(
+        "gpt-4o-mini",
+        Reply(tool_calls=[ToolCall("weather", {"city": "Paris"})]),  # no such tool: escalate
+        Reply("Sunny, 21 C in Paris."),
+    )
+    server.script("gpt-4o", Reply(tool_calls=[ToolCall("get_weather", {"city": "Paris"})]))
+    (tmp_path / "snippet.py").write_text(readme_snippet())
+    env = {**os.environ, "OPENAI_API_BASE": server.api_base, "OPENAI_API_KEY": "not-a-key"}
+    env.pop("OPENAI_BASE_URL", None)  # LiteLLM would prefer it to OPENAI_API_BASE
+
+    run = subprocess.run(
+        [sys.executable, "snippet.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Sunny, 21 C in Paris." in run.stdout
+    assert "openai/gpt-4o-mini 3" in run.stdout  # last answered by the cheap tier, 3 calls
+    assert [r.model for r in server.requests] == ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
+    assert (tmp_path / "cache.sqlite3").is_file()
