@@ -340,6 +340,8 @@ class CodeSolver:
             "executor",
             code_executor=executor or self._executor(),
             supported_languages=["python"],
+            # Only the assistant's code: the task message may quote demonstrations' code.
+            sources=["assistant"],
             approval_func=_approve,
         )
         return RoundRobinGroupChat(

@@ -7,6 +7,8 @@ import json
 import logging
 import math
 import re
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -133,6 +135,9 @@ async def test_demonstrations_reach_tier_1s_initial_message(
     assert "Query: What is 6 times 7?" in initial
     assert WORKING_CODE.strip() in initial
     assert initial.endswith("Now solve this query:\nWhat is 6 times 8?")
+    # The demonstration's code is for reading: only the assistant's own code runs.
+    assert "answer: 42" not in (second.answer or "")
+    assert extract_python_code(second.answer or "") == "print(6 * 8)\n"
 
 
 async def test_an_llm_style_judge_combines_with_the_run_outcome(server: FakeLLMServer) -> None:
@@ -325,3 +330,27 @@ async def test_a_timed_out_run_is_reported_as_such() -> None:
     assert "timed out after 0.5s" in result.output
     run = executor.last_run
     assert run is not None and run.timed_out and run.exit_code is None
+
+
+# --- the example ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_code_team_example_runs_offline_against_the_test_server() -> None:
+    """examples/code_team.py --test-server: escalation, recording, then a cheap tier imitating."""
+    example = Path(__file__).parents[2] / "examples" / "code_team.py"
+    done = subprocess.run(
+        [sys.executable, str(example), "--test-server"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = done.stdout.split("\nQ: ")[1:]
+    assert "tier 0 cheap: reject (the last run failed: exit code 1)" in first
+    assert "tier 1 strong: accept (the last run exited 0)" in first
+    assert "resolved on tier 1; recorded as" in first
+    assert "demonstration: 'What is the sum of the squares of the integers from 1 to 10?'" in second
+    assert "tier 0 cheap: accept" in second and "tier 1" not in second
+    assert "2870" in second
