@@ -87,10 +87,11 @@ class CallJudge(Protocol):
 class WellFormedReply:
     """The default call judge: accept a usable reply, reject a malformed one.
 
-    A text reply must be non-empty and not cut off at the token limit; with ``text_judge`` (any ecocascade :class:`Judge`) it must
-    also satisfy that judge, asked about the last user message. Tool calls must name a tool that
-    was offered, with arguments that parse as a JSON object, contain the schema's required
-    fields, and no others when the schema forbids additional properties.
+    A text reply must be non-empty and not cut off at the token limit; with ``text_judge`` (any
+    ecocascade :class:`Judge`) it must also satisfy that judge, asked about the last user
+    message. Tool calls must name a tool that was offered, with arguments that parse as a JSON
+    object, contain the schema's required fields, and no others when the schema forbids
+    additional properties.
     """
 
     def __init__(self, text_judge: Judge | None = None) -> None:

@@ -20,9 +20,9 @@ import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal, Self, cast
 
-from autogen_core import CancellationToken, FunctionCall, Image
+from autogen_core import CancellationToken, Component, FunctionCall, Image
 from autogen_core.models import (
     AssistantMessage,
     ChatCompletionClient,
@@ -37,17 +37,18 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ecocascade._env import import_litellm
 from ecocascade.exceptions import ConfigError
 from ecocascade.models.client import Completion, TierClient
-from ecocascade.models.tier import Tier
+from ecocascade.models.tier import Price, RetryPolicy, Tier
 from ecocascade.types import Message, add_costs
 
 __all__ = [
     "CallStats",
     "LiteLLMChatCompletionClient",
+    "LiteLLMClientConfig",
     "derive_model_info",
     "to_openai_messages",
     "to_openai_tools",
@@ -109,7 +110,23 @@ class CallStats:
     latency_s: float
 
 
-class LiteLLMChatCompletionClient(ChatCompletionClient):
+class LiteLLMClientConfig(BaseModel):
+    """What ``dump_component()`` writes: the tier and any model_info override — never a key,
+    only the name of the environment variable that holds it."""
+
+    model: str
+    api_base: str | None = None
+    api_key_env: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    price: dict[str, float] | None = None
+    retry: dict[str, int | float] | None = None
+    timeout_s: float = 60.0
+    name: str | None = None
+    model_info: ModelInfo | None = None
+    context_window: int | None = None
+
+
+class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientConfig]):
     """An AutoGen model client for one LiteLLM model (a tier of the ladder).
 
     ``model`` is a LiteLLM model string, a :class:`~ecocascade.Tier` or a
@@ -122,6 +139,8 @@ class LiteLLMChatCompletionClient(ChatCompletionClient):
     """
 
     component_type = "model"
+    component_config_schema = LiteLLMClientConfig
+    component_provider_override = "ecocascade.agents.LiteLLMChatCompletionClient"
 
     def __init__(
         self,
@@ -132,6 +151,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient):
         **params: Any,
     ) -> None:
         self._client = _tier_client(model, params)
+        self._model_info_override = model_info
         self._model_info: ModelInfo = (
             model_info if model_info is not None else derive_model_info(self._client.tier)
         )
@@ -160,6 +180,35 @@ class LiteLLMChatCompletionClient(ChatCompletionClient):
     @property
     def label(self) -> str:
         return self._client.label
+
+    def _to_config(self) -> LiteLLMClientConfig:
+        tier = self.tier
+        return LiteLLMClientConfig(
+            model=tier.model,
+            api_base=tier.api_base,
+            api_key_env=tier.api_key_env,
+            params=dict(tier.params),
+            price=None if tier.price is None else dataclasses.asdict(tier.price),
+            retry=dataclasses.asdict(tier.retry),
+            timeout_s=tier.timeout_s,
+            name=tier.name,
+            model_info=self._model_info_override,
+            context_window=self._context_window,
+        )
+
+    @classmethod
+    def _from_config(cls, config: LiteLLMClientConfig) -> Self:
+        tier = Tier(
+            config.model,
+            api_base=config.api_base,
+            api_key_env=config.api_key_env,
+            params=config.params,
+            price=None if config.price is None else Price(**config.price),
+            retry=RetryPolicy() if config.retry is None else _retry_policy(config.retry),
+            timeout_s=config.timeout_s,
+            name=config.name,
+        )
+        return cls(tier, model_info=config.model_info, context_window=config.context_window)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -474,6 +523,15 @@ def _tier_client(model: str | Tier | TierClient, params: dict[str, Any]) -> Tier
         return TierClient(model)
     raise ConfigError(
         f"expected a LiteLLM model string, a Tier or a TierClient, got {model!r}", where="model"
+    )
+
+
+def _retry_policy(values: Mapping[str, int | float]) -> RetryPolicy:
+    default = RetryPolicy()
+    return RetryPolicy(
+        max_retries=int(values.get("max_retries", default.max_retries)),
+        base_delay_s=values.get("base_delay_s", default.base_delay_s),
+        max_delay_s=values.get("max_delay_s", default.max_delay_s),
     )
 
 

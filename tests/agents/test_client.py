@@ -12,6 +12,7 @@ from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
 from autogen_core import CancellationToken, FunctionCall
 from autogen_core.models import (
     AssistantMessage,
+    ChatCompletionClient,
     CreateResult,
     FunctionExecutionResult,
     FunctionExecutionResultMessage,
@@ -312,6 +313,22 @@ def test_a_tier_or_tier_client_can_back_the_client_and_bad_arguments_are_config_
         LiteLLMChatCompletionClient(TierClient(tier), temperature=0)
     with pytest.raises(ConfigError):
         LiteLLMChatCompletionClient(42)  # type: ignore[arg-type]
+
+
+def test_the_client_dumps_to_an_autogen_component_without_the_key_and_loads_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MY_KEY", "secret-value")
+    tier = Tier("openai/x", api_base="http://h/v1", api_key_env="MY_KEY", price=PRICE, name="cheap")
+    client = LiteLLMChatCompletionClient(tier, temperature=0, context_window=1000)
+
+    dumped = AssistantAgent("a", model_client=client).dump_component().config["model_client"]
+    loaded = ChatCompletionClient.load_component(dumped)
+
+    assert "secret-value" not in json.dumps(dumped)
+    assert isinstance(loaded, LiteLLMChatCompletionClient)
+    assert loaded.tier == client.tier and loaded.context_window == 1000
+    assert loaded.model_info == client.model_info
 
 
 async def test_an_assistant_agent_calls_a_python_tool_and_answers(server: FakeLLMServer) -> None:
