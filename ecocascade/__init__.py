@@ -41,6 +41,9 @@ _EXPORTS: dict[str, str] = {
     "SentenceTransformerEmbedder": "ecocascade.store.embedders",
     "SolutionRecord": "ecocascade.store.records",
     "SolutionStore": "ecocascade.store.chroma",
+    # AutoGen model clients
+    "CascadeChatCompletionClient": "ecocascade.agents.cascade_client",
+    "LiteLLMChatCompletionClient": "ecocascade.agents.client",
     # config
     "CascadeConfig": "ecocascade.config.schema",
     "load_config": "ecocascade.config.loader",
@@ -68,6 +71,7 @@ __all__ = [
     "Attempt",
     "CacheHit",
     "Cascade",
+    "CascadeChatCompletionClient",
     "CascadeConfig",
     "CascadeFailedError",
     "CascadeResult",
@@ -85,6 +89,7 @@ __all__ = [
     "Judge",
     "JudgeError",
     "LLMJudge",
+    "LiteLLMChatCompletionClient",
     "LiteLLMEmbedder",
     "Price",
     "ProviderError",
@@ -121,6 +126,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from ecocascade.agents.cascade_client import CascadeChatCompletionClient
+    from ecocascade.agents.client import LiteLLMChatCompletionClient
     from ecocascade.cache.cache import CacheHit, ResponseCache
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
