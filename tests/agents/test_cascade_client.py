@@ -8,11 +8,13 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import PIL.Image
 import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.conditions import MaxMessageTermination
 from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
 from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import Image
 from autogen_core.models import CreateResult, LLMMessage, ModelInfo, UserMessage
 from autogen_core.tools import FunctionTool, Tool, ToolSchema
 from structlog.testing import capture_logs
@@ -324,6 +326,24 @@ async def test_with_tools_a_tier_that_cannot_call_functions_is_skipped(
     assert server.requests_for("small") == []
     assert client.last_result is not None
     assert client.last_result.attempts[0].error == "unsupported"
+
+
+async def test_with_images_a_tier_that_cannot_see_is_skipped(server: FakeLLMServer) -> None:
+    sees = ModelInfo(
+        vision=True, function_calling=True, json_output=False, family="x", structured_output=False
+    )
+    server.script("large", "A red square.")
+    small, large = ladder(server)  # an unknown model: no vision unless told
+    client = CascadeChatCompletionClient(
+        [small, LiteLLMChatCompletionClient(large, model_info=sees)], model_info=sees
+    )
+    picture = Image.from_pil(PIL.Image.new("RGB", (4, 4), "red"))
+
+    result = await client.create([UserMessage(content=["What is this?", picture], source="user")])
+
+    assert result.content == "A red square." and server.requests_for("small") == []
+    assert client.last_result is not None
+    assert "cannot see images" in (client.last_result.attempts[0].error_message or "")
 
 
 def test_bad_arguments_are_config_errors() -> None:

@@ -6,10 +6,11 @@ import asyncio
 import json
 import time
 
+import PIL.Image
 import pytest
 from autogen_agentchat.agents import AssistantAgent
 from autogen_agentchat.messages import TextMessage, ToolCallExecutionEvent
-from autogen_core import CancellationToken, FunctionCall
+from autogen_core import CancellationToken, FunctionCall, Image
 from autogen_core.models import (
     AssistantMessage,
     ChatCompletionClient,
@@ -84,6 +85,21 @@ async def test_create_sends_every_message_kind_in_openai_shape_and_returns_the_t
         "arguments": '{"a": 2, "b": 3}',
     }
     assert request.messages[3] == {"role": "tool", "tool_call_id": "call_1", "content": "5"}
+
+
+async def test_a_user_message_with_an_image_goes_out_as_openai_content_parts(
+    server: FakeLLMServer,
+) -> None:
+    server.script("m", "A red square.")
+    client = client_for(server)
+    picture = Image.from_pil(PIL.Image.new("RGB", (4, 4), "red"))
+
+    await client.create([UserMessage(content=["What is this?", picture], source="user")])
+
+    text, image = server.requests[0].messages[0]["content"]
+    assert text == {"type": "text", "text": "What is this?"}
+    assert image["type"] == "image_url"
+    assert image["image_url"]["url"].startswith("data:image/png;base64,")
 
 
 async def test_a_tool_call_comes_back_as_function_calls_and_tools_go_out_as_openai_schema(
