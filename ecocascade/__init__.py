@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "AnyOf": "ecocascade.judges.combinators",
     "CheckJudge": "ecocascade.judges.check",
     "ContainsJudge": "ecocascade.judges.check",
+    "CodeRunJudge": "ecocascade.judges.execution",
     "ExecutionJudge": "ecocascade.judges.execution",
     "HumanJudge": "ecocascade.judges.human",
     "LLMJudge": "ecocascade.judges.llm",
@@ -44,6 +45,9 @@ _EXPORTS: dict[str, str] = {
     # AutoGen model clients
     "CascadeChatCompletionClient": "ecocascade.agents.cascade_client",
     "LiteLLMChatCompletionClient": "ecocascade.agents.client",
+    # AutoGen agents as solvers
+    "AutoGenSolver": "ecocascade.agents.solver",
+    "CodeSolver": "ecocascade.agents.code",
     # config
     "CascadeConfig": "ecocascade.config.schema",
     "load_config": "ecocascade.config.loader",
@@ -69,6 +73,7 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Attempt",
+    "AutoGenSolver",
     "CacheHit",
     "Cascade",
     "CascadeChatCompletionClient",
@@ -77,6 +82,8 @@ __all__ = [
     "CascadeResult",
     "ChatSolver",
     "CheckJudge",
+    "CodeRunJudge",
+    "CodeSolver",
     "ConfigError",
     "ContainsJudge",
     "DemoSettings",
@@ -128,6 +135,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from ecocascade.agents.cascade_client import CascadeChatCompletionClient
     from ecocascade.agents.client import LiteLLMChatCompletionClient
+    from ecocascade.agents.code import CodeSolver
+    from ecocascade.agents.solver import AutoGenSolver
     from ecocascade.cache.cache import CacheHit, ResponseCache
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
@@ -145,7 +154,7 @@ if TYPE_CHECKING:
     )
     from ecocascade.judges.check import CheckJudge, ContainsJudge, RegexJudge
     from ecocascade.judges.combinators import AllOf, AnyOf
-    from ecocascade.judges.execution import ExecutionJudge
+    from ecocascade.judges.execution import CodeRunJudge, ExecutionJudge
     from ecocascade.judges.human import HumanJudge
     from ecocascade.judges.llm import LLMJudge
     from ecocascade.models.client import TierClient
