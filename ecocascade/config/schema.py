@@ -115,6 +115,17 @@ class ExecJudgeSpec(_Strict):
         )
 
 
+class CodeRunJudgeSpec(_Strict):
+    """For code-writing solvers: accept when the answer's recorded last code run exited 0."""
+
+    type: Literal["code_run"]
+
+    def build(self) -> Judge:
+        from ecocascade.judges.execution import CodeRunJudge
+
+        return CodeRunJudge()
+
+
 class HumanJudgeSpec(_Strict):
     type: Literal["human"]
 
@@ -223,6 +234,7 @@ class AnyJudgeSpec(_Strict):
 JudgeSpec = Annotated[
     LLMJudgeSpec
     | ExecJudgeSpec
+    | CodeRunJudgeSpec
     | HumanJudgeSpec
     | ContainsJudgeSpec
     | RegexJudgeSpec
