@@ -328,16 +328,16 @@ class CascadeChatCompletionClient(ChatCompletionClient):
                 "cancellation_token": cancellation_token,
             }
             started = time.perf_counter()
-            result: CreateResult | None = None
+            outcome: tuple[CreateResult, CallStats] | None = None
             try:
                 if stream and index == last:
-                    async for item in client.create_stream(messages, **args):
+                    async for item in client.create_stream_with_stats(messages, **args):
                         if isinstance(item, str):
                             yield item
                         else:
-                            result = item
+                            outcome = item
                 else:
-                    result = await client.create(messages, **args)
+                    outcome = await client.create_with_stats(messages, **args)
             except ProviderError as error:
                 attempt = Attempt(
                     tier=index,
@@ -354,15 +354,14 @@ class CascadeChatCompletionClient(ChatCompletionClient):
                 _log_attempt(bound, attempt)
                 self._log_escalation(bound, index, attempt)
                 continue
-            stats = client.last_call
-            assert result is not None and stats is not None
+            assert outcome is not None
+            result, stats = outcome
             self._account(stats)
             spent = add_costs(spent, stats.cost_usd)
 
-            verdict, judge_error, judged_in = await self._judge(
+            verdict, judge_error, judge_cost, judged_in = await self._judge(
                 messages, tools, result, bound.bind(tier=index, model=client.label)
             )
-            judge_cost = 0.0 if verdict is None else verdict.cost_usd
             self.total_cost_usd = add_costs(self.total_cost_usd, judge_cost)
             spent = add_costs(spent, judge_cost)
             attempt = Attempt(
@@ -410,17 +409,19 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         tools: Sequence[Tool | ToolSchema],
         result: CreateResult,
         bound: Any,
-    ) -> tuple[Verdict | None, str | None, float]:
+    ) -> tuple[Verdict | None, str | None, float | None, float]:
+        """The verdict (``None``: no verdict, and why), what judging cost, and how long it took."""
         started = time.perf_counter()
         try:
             verdict = await self.judge.judge_reply(messages, tools, result)
         except JudgeError as error:
-            return None, str(error), time.perf_counter() - started
+            return None, str(error), error.cost_usd, time.perf_counter() - started
         except ConfigError:
             raise
         except Exception as error:  # a crashing judge means "not verified", never "accepted"
             bound.warning("judge.crashed", judge=self.judge.name, exc_info=error)
-            return None, f"{type(error).__name__}: {error}", time.perf_counter() - started
+            failure = f"{type(error).__name__}: {error}"
+            return None, failure, 0.0, time.perf_counter() - started
         bound.info(
             "judge.verdict",
             judge=verdict.judge or self.judge.name,
@@ -428,7 +429,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
             reason=verdict.reason,
             cost_usd=verdict.cost_usd,
         )
-        return verdict, None, time.perf_counter() - started
+        return verdict, None, verdict.cost_usd, time.perf_counter() - started
 
     def _account(self, stats: CallStats) -> None:
         self._actual_usage = _add(self._actual_usage, stats.usage)

@@ -8,7 +8,8 @@ cascade::
     agent = AssistantAgent("assistant", model_client=client, tools=[get_weather])
 
 Besides AutoGen's ``actual_usage()``/``total_usage()``, the client keeps ``total_cost_usd``
-(``None`` once any call had no known price), ``calls``, ``retries`` and ``last_call``.
+(``None`` once any call had no known price), ``calls``, ``retries`` and ``last_call``;
+``create_with_stats``/``create_stream_with_stats`` also return one call's own :class:`CallStats`.
 """
 
 from __future__ import annotations
@@ -223,6 +224,28 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         """One chat completion. Provider failures raise typed :class:`ProviderError`\\ s."""
+        result, _ = await self.create_with_stats(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        )
+        return result
+
+    async def create_with_stats(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: ToolChoice = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        cancellation_token: CancellationToken | None = None,
+    ) -> tuple[CreateResult, CallStats]:
+        """:meth:`create`, plus what this very call cost (``last_call`` may be another
+        call's by the time you read it, when calls run concurrently)."""
         request, params = self._request(
             messages, tools, tool_choice, json_output, extra_create_args
         )
@@ -243,6 +266,27 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Text chunks as the model writes them, then the whole :class:`CreateResult`."""
+        async for item in self.create_stream_with_stats(
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            json_output=json_output,
+            extra_create_args=extra_create_args,
+            cancellation_token=cancellation_token,
+        ):
+            yield item if isinstance(item, str) else item[0]
+
+    async def create_stream_with_stats(
+        self,
+        messages: Sequence[LLMMessage],
+        *,
+        tools: Sequence[Tool | ToolSchema] = (),
+        tool_choice: ToolChoice = "auto",
+        json_output: bool | type[BaseModel] | None = None,
+        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        cancellation_token: CancellationToken | None = None,
+    ) -> AsyncGenerator[str | tuple[CreateResult, CallStats], None]:
+        """:meth:`create_stream` ending with the result and what this call cost."""
         request, params = self._request(
             messages, tools, tool_choice, json_output, extra_create_args
         )
@@ -287,7 +331,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
             params["response_format"] = {"type": "json_object"}
         return to_openai_messages(messages), params
 
-    def _account(self, completion: Completion) -> CreateResult:
+    def _account(self, completion: Completion) -> tuple[CreateResult, CallStats]:
         usage = RequestUsage(
             prompt_tokens=completion.usage.input_tokens,
             completion_tokens=completion.usage.output_tokens,
@@ -297,14 +341,15 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         self.total_cost_usd = add_costs(self.total_cost_usd, completion.cost_usd)
         self.calls += 1
         self.retries += completion.retries
-        self.last_call = CallStats(
+        stats = CallStats(
             model=self.label,
             usage=usage,
             cost_usd=completion.cost_usd,
             retries=completion.retries,
             latency_s=completion.latency_s,
         )
-        return to_create_result(completion, usage)
+        self.last_call = stats
+        return to_create_result(completion, usage), stats
 
     # -- accounting and limits ---------------------------------------------------------------
 
