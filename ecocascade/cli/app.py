@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ecocascade.cli.eval import eval_command
 from ecocascade.cli.solutions import solutions_app
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def demo(
     return 0
 
 
+app.command("eval")(eval_command)
 app.add_typer(solutions_app, name="solutions")
 
 cache_app = typer.Typer(
