@@ -175,42 +175,44 @@ def _usd(value: float | None) -> str:
 
 
 def print_summary(results: dict[str, Any], console: Console) -> None:
+    """The summary table (fits 100 columns), then where each strategy resolved its tasks."""
+    from rich import box
     from rich.table import Table
 
     status = "" if results["complete"] else " (partial: interrupted)"
-    table = Table(title=f"{results['scenario']}: {results['tasks_total']} tasks{status}")
-    for column in (
+    table = Table(
+        title=f"{results['scenario']}: {results['tasks_total']} tasks{status}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    columns = (
         "strategy",
         "success",
-        "judge acc.",
-        "false acc.",
-        "cost",
-        "$/success",
+        "judge",
+        "FA",
+        "cost $",
         "vs ref.",
-        "resolved per tier",
         "escal.",
-        "demo hits",
-        "cache hits",
+        "demos",
+        "cache",
         "p50",
         "p95",
-    ):
-        table.add_column(
-            column, justify="left" if column.startswith(("strategy", "res")) else "right"
-        )
+    )
+    for column in columns:
+        if column == "strategy":
+            table.add_column(column, no_wrap=True)
+        else:
+            table.add_column(column, justify="right", no_wrap=True)
     for s in results["strategies"]:
-        resolved = ", ".join(
-            f"{label.rsplit('/', 1)[-1]} {n}" for label, n in s["resolved_per_tier"].items() if n
-        )
         ratio = s["cost_vs_reference"]
         table.add_row(
             s["name"],
             _pct(s["success_rate"]),
             _pct(s["judge_accuracy"]),
             str(s["false_accepts"]),
-            _usd(s["total_cost_usd"]),
-            _usd(s["cost_per_success_usd"]),
-            "–" if ratio is None else f"{ratio:.2f}× cost",
-            resolved,
+            f"{s['total_cost_usd']:.5f}",
+            "–" if ratio is None else f"{ratio:.2f}×",
             _pct(s["escalation_rate"]),
             _pct(s["demo_hit_rate"]),
             _pct(s["cache_hit_rate"]),
@@ -218,3 +220,11 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
             "–" if s["latency_p95_s"] is None else f"{s['latency_p95_s']:.2f}s",
         )
     console.print(table)
+    reference = results["reference"] or "(no single-tier reference ran)"
+    console.print(
+        "judge: verdicts agreeing with ground truth · FA: false accepts (wrong answers the judge"
+        f" passed) · vs ref.: cost relative to {reference}\nresolved per tier:"
+    )
+    for s in results["strategies"]:
+        resolved = ", ".join(f"{label} {n}" for label, n in s["resolved_per_tier"].items() if n)
+        console.print(f"  {s['name']}: {resolved}")

@@ -33,8 +33,12 @@ LARGE = {
 SCENARIO = """
 name: hand-checked
 tiers:
-  - {{model: openai/small, api_base: "{api_base}", price: {{input_per_mtok: 1, output_per_mtok: 2}}}}
-  - {{model: openai/large, api_base: "{api_base}", price: {{input_per_mtok: 10, output_per_mtok: 20}}}}
+  - model: openai/small
+    api_base: "{api_base}"
+    price: {{input_per_mtok: 1, output_per_mtok: 2}}
+  - model: openai/large
+    api_base: "{api_base}"
+    price: {{input_per_mtok: 10, output_per_mtok: 20}}
 judge: {{type: regex, pattern: '^\\w+$'}}
 cache: {{semantic: false}}
 strategies: [singles, hierarchy, hierarchy+demos+cache]
