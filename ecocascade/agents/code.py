@@ -44,7 +44,13 @@ from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError
 from ecocascade.judges.execution import run_status_line
 from ecocascade.models.client import TierClient
-from ecocascade.sandbox import SandboxFiles, check_limits, normalise_files, run_python
+from ecocascade.sandbox import (
+    SandboxFiles,
+    check_limits,
+    extract_python_code,
+    normalise_files,
+    run_python,
+)
 from ecocascade.types import Message, Solution, Task
 
 __all__ = ["DEFAULT_SYSTEM_MESSAGE", "CodeRun", "CodeSolver", "SandboxCodeExecutor"]
@@ -61,6 +67,8 @@ message with TERMINATE."""
 _SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\n[\s\S]*?```", re.IGNORECASE)
 _TERMINATE = re.compile(r"\bTERMINATE\b[.!]?")
+_BLANK_LINES = re.compile(r"\n\s*\n(?:\s*\n)+")
+_CODE_THAT_RAN = "Code that ran:\n"
 _TIMEOUT_EXIT_CODE = 124  # what coreutils' timeout(1) exits with
 
 
@@ -286,6 +294,11 @@ class CodeSolver:
 
     def messages(self, task: Task) -> list[Message]:
         """The first prompt (for the cascade's budget estimate)."""
+        demonstrations = [
+            dataclasses.replace(d, solution=demonstration_solution(d.solution))
+            for d in task.demonstrations
+        ]
+        task = dataclasses.replace(task, demonstrations=demonstrations)
         return [
             {"role": "system", "content": self.prompt()},
             *AutoGenSolver(self._team, demo_template=self.demo_template).messages(task),
@@ -315,6 +328,11 @@ class CodeSolver:
 
     async def solve(self, task: Task, model: TierClient) -> Solution:
         executor = self._executor()
+        demonstrations = [
+            dataclasses.replace(d, solution=demonstration_solution(d.solution))
+            for d in task.demonstrations
+        ]
+        task = dataclasses.replace(task, demonstrations=demonstrations)
         solver = AutoGenSolver(
             lambda client: self._team(client, executor),
             max_turns=None,  # the team's own max_turns bounds the run
@@ -355,7 +373,8 @@ class CodeSolver:
         words = ""
         for message in reversed(result.messages):
             if isinstance(message, TextMessage) and message.source == "assistant":
-                words = _TERMINATE.sub("", _PYTHON_BLOCK.sub("", message.content)).strip()
+                words = _TERMINATE.sub("", _PYTHON_BLOCK.sub("", message.content))
+                words = _BLANK_LINES.sub("\n\n", words).strip()
                 break
         return render_answer(words, executor.last_run, self.timeout_s)
 
@@ -367,12 +386,25 @@ def render_answer(words: str, run: CodeRun | None, timeout_s: float) -> str:
     if run is not None:
         code_fence = _fence(run.code)
         output_fence = _fence(run.output)
-        parts.append(f"Code that ran:\n{code_fence}python\n{run.code.rstrip()}\n{code_fence}")
+        parts.append(f"{_CODE_THAT_RAN}{code_fence}python\n{run.code.rstrip()}\n{code_fence}")
         parts.append(f"Output:\n{output_fence}text\n{run.output.rstrip()}\n{output_fence}")
         parts.append(run_status_line(run.exit_code, timed_out=run.timed_out, timeout_s=timeout_s))
     else:
         parts.append(run_status_line(None))
     return "\n\n".join(parts)
+
+
+def demonstration_solution(answer: str) -> str:
+    """A recorded answer as a demonstration: the assistant's words and the code that ran, without
+    its output and status line (a model shown those tends to copy them instead of writing code).
+    An answer of another shape is returned as it is."""
+    words, found, _ = answer.partition(_CODE_THAT_RAN)
+    code = extract_python_code(answer)
+    if not found or code is None:
+        return answer
+    fence = _fence(code)
+    block = f"{fence}python\n{code.rstrip()}\n{fence}"
+    return f"{words.strip()}\n{block}" if words.strip() else block
 
 
 def _fence(text: str) -> str:

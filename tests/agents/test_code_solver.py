@@ -132,8 +132,9 @@ async def test_demonstrations_reach_tier_1s_initial_message(
     assert second.success and second.tier == 1
     assert [d.query for d in second.demonstrations] == ["What is 6 times 7?"]
     initial = server.requests_for("large")[-2].messages[1]["content"]
-    assert "Query: What is 6 times 7?" in initial
-    assert WORKING_CODE.strip() in initial
+    # The demonstration shows the words and the code that ran, not its output or status line.
+    assert f"Query: What is 6 times 7?\nSolution: 42.\n```python\n{WORKING_CODE}```" in initial
+    assert "[execution:" not in initial and "Output:" not in initial
     assert initial.endswith("Now solve this query:\nWhat is 6 times 8?")
     # The demonstration's code is for reading: only the assistant's own code runs.
     assert "answer: 42" not in (second.answer or "")
