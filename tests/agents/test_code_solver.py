@@ -22,6 +22,7 @@ from ecocascade import (
     Cascade,
     ConfigError,
     ContainsJudge,
+    LLMJudge,
     Price,
     ResponseCache,
     RetryPolicy,
@@ -153,6 +154,25 @@ async def test_an_llm_style_judge_combines_with_the_run_outcome(server: FakeLLMS
     result = await cascade.run("Print the answer.")
     assert [a.verdict for a in result.attempts] == ["reject", "accept"]
     assert "code-run: the last run exited 0" in (result.attempts[0].reason or "")
+
+
+async def test_an_llm_judge_reads_the_code_and_its_output(server: FakeLLMServer) -> None:
+    """``AllOf(CodeRunJudge(), LLMJudge(...))``: the model judge sees the code that ran and what
+    it printed, and its no escalates a run that exited 0."""
+    server.script("small", "```python\nprint(6 + 7)\n```", "13 TERMINATE")
+    server.script("large", WORKING, "42 TERMINATE")
+    server.script("judge", "no", "yes")
+    judge_tier = tiers(server, "judge")[0]
+    cascade = Cascade(
+        tiers(server, "small", "large"),
+        AllOf(CodeRunJudge(), LLMJudge(judge_tier)),
+        solver=CodeSolver(max_turns=1, timeout_s=5),
+    )
+    result = await cascade.run("What is 6 times 7?")
+    assert [a.verdict for a in result.attempts] == ["reject", "accept"]
+    asked = server.requests_for("judge")[0].messages[0]["content"]
+    assert "print(6 + 7)" in asked and "```text\n13\n```" in asked
+    assert result.cost_usd is not None and result.attempts[1].judge_cost_usd
 
 
 # --- secrets ----------------------------------------------------------------------------------
