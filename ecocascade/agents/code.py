@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 import signal
 from collections.abc import Mapping, Sequence
 
+import structlog
 from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
 from autogen_agentchat.agents._code_executor_agent import ApprovalRequest, ApprovalResponse
 from autogen_agentchat.base import TaskResult, TerminationCondition
@@ -55,6 +57,8 @@ from ecocascade.types import Message, Solution, Task
 
 __all__ = ["DEFAULT_SYSTEM_MESSAGE", "CodeRun", "CodeSolver", "SandboxCodeExecutor"]
 
+log = structlog.get_logger(__name__)
+
 DEFAULT_SYSTEM_MESSAGE = """\
 You are a helpful AI assistant who solves tasks by writing Python code.
 Write one complete Python script in a single ```python code block. It will be run for you and \
@@ -69,6 +73,7 @@ _PYTHON_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)[ \t]*\n[\s\S]*?```",
 _TERMINATE = re.compile(r"\bTERMINATE\b[.!]?")
 _BLANK_LINES = re.compile(r"\n\s*\n(?:\s*\n)+")
 _CODE_THAT_RAN = "Code that ran:\n"
+_SHORT_SECRET = 8
 _TIMEOUT_EXIT_CODE = 124  # what coreutils' timeout(1) exits with
 
 
@@ -88,6 +93,12 @@ class CodeRun:
         return self.exit_code == 0 and not self.timed_out
 
 
+@functools.cache
+def _warn_short_secret(name: str, length: int) -> None:
+    # Still masked (leaking it would be worse), but so is any output that happens to contain it.
+    log.warning("agents.short_secret", name=name, length=length, masks_ordinary_output=True)
+
+
 class _Secrets:
     def __init__(self, secrets: Mapping[str, str] | None) -> None:
         secrets = dict(secrets or {})
@@ -98,6 +109,8 @@ class _Secrets:
                 )
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{name}: the value must be a non-empty string", where="secrets")
+            if len(value) < _SHORT_SECRET:
+                _warn_short_secret(name, len(value))
         self.names = tuple(sorted(secrets))
         self._values = secrets
         # Longest first, so a value inside another value is not half-masked.
