@@ -128,7 +128,7 @@ def _fit_logistic(x: Array, y: Array, l2: float, iterations: int = 30) -> Array:
         hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
         step = np.linalg.solve(hessian, gradient)
         w -= step
-        if float(np.max(np.abs(step))) < 1e-7:
+        if float(np.max(np.abs(step))) < 1e-6:
             break
     return w
 
@@ -276,11 +276,16 @@ class LearnedModel:
 
 
 def _pca(x: Array, dims: int) -> tuple[Array, Array]:
-    mean = x.mean(axis=0)
-    centred = x - mean
-    dims = max(1, min(dims, *centred.shape))
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return mean, vt[:dims]
+    """Mean and top principal directions, from the distinct rows (a query repeats once per
+    model); an eigendecomposition of the covariance, far cheaper than an SVD of the rows."""
+    first = {row.tobytes(): i for i, row in reversed(list(enumerate(x)))}
+    distinct = x[sorted(first.values())]
+    mean = distinct.mean(axis=0)
+    centred = distinct - mean
+    dims = max(1, min(dims, x.shape[1]))
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    order = np.argsort(values)[::-1][:dims]
+    return mean, np.ascontiguousarray(vectors[:, order].T)
 
 
 class LearnedJudge:

@@ -1,0 +1,312 @@
+"""``ecocascade bench replay``: every single model, the oracle, tuned cascades and the kNN-router
+baseline on recorded data — cross-validated, or tuned on train files and scored on eval files.
+
+Protocol (the same code and settings for every file; nothing is set per dataset):
+
+- per split, everything is fitted on the split's train rows only: the learned judge (scores for
+  the train rows are cross-fitted, so the tuner never sees a judge's in-sample scores), the
+  history router (leave-one-out on train rows), the kNN router, and the tuner's choice;
+- the tuner's target is the accuracy of the most accurate single model on the train rows
+  ("match the best model"); the curve comes from budgets spaced evenly in log-cost between the
+  cheapest and the dearest single model;
+- every eval row is scored exactly once; numbers are pooled over splits.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ecocascade.replay.data import RecordedDataset
+from ecocascade.tuning.features import Features, dataset_features, make_table
+from ecocascade.tuning.metrics import KNN_LAMBDAS, aiq, knn_router, oracle
+from ecocascade.tuning.simulate import Candidate, Outcome, candidates_scores, simulate
+from ecocascade.tuning.tuner import select, train_table
+from ecocascade.types import Embedder
+
+__all__ = ["BUDGET_LEVELS", "FAMILIES", "bench_dataset", "render_html"]
+
+Rows = npt.NDArray[np.int_]
+BUDGET_LEVELS = 15
+MAX_COST_FRACTION = 0.2
+
+
+def _family(judges: set[str], router: bool) -> Callable[[Candidate], bool]:
+    def allowed(c: Candidate) -> bool:
+        return (c.judge in judges or c.judge == "none") and (router or c.skip_below is None)
+
+    return allowed
+
+
+FAMILIES: dict[str, Callable[[Candidate], bool]] = {
+    "cascade: learned judge": _family({"learned"}, router=False),
+    "cascade: agreement judge": _family({"agreement"}, router=False),
+    "cascade: learned judge + history router": _family({"learned"}, router=True),
+    "cascade: tuned (any judge, router)": _family({"learned", "agreement"}, router=True),
+}
+
+
+@dataclass
+class _Pool:
+    """Per-item outcomes gathered over splits."""
+
+    correct: list[float] = field(default_factory=list)
+    cost: list[float] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
+
+    def add(self, correct: npt.NDArray[Any], cost: npt.NDArray[Any], config: str = "") -> None:
+        self.correct.extend(float(x) for x in correct)
+        self.cost.extend(float(x) for x in cost)
+        if config:
+            self.configs.append(config)
+
+    def point(self) -> tuple[float, float]:
+        return float(np.mean(self.cost)), float(np.mean(self.correct))
+
+
+def splits(n: int, folds: int, seed: int) -> list[tuple[Rows, Rows]]:
+    order = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(order, folds)
+    return [
+        (np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])), np.sort(part))
+        for i, part in enumerate(parts)
+    ]
+
+
+def _single_accuracy(ds: RecordedDataset, rows: Rows) -> npt.NDArray[np.float64]:
+    ok = ds.answered[rows] & (np.nan_to_num(ds.correct[rows]) > 0.5)
+    return np.asarray(ok.mean(axis=0), dtype=np.float64)
+
+
+async def bench_dataset(
+    dataset: RecordedDataset,
+    embedder: Embedder,
+    *,
+    eval_rows: Rows | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Benchmark one dataset. ``eval_rows`` given: tune on the other rows, score on these;
+    else ``folds``-fold cross-validation."""
+    say = progress or (lambda _: None)
+    started = time.perf_counter()
+    features = await dataset_features(dataset, embedder)
+    say(f"{dataset.name}: features in {time.perf_counter() - started:.1f}s")
+    n = len(dataset)
+    if eval_rows is None:
+        split_list = splits(n, folds, seed)
+        protocol = f"{folds}-fold cross-validation (seed {seed})"
+    else:
+        train = np.setdiff1d(np.arange(n), eval_rows)
+        split_list = [(train, np.sort(eval_rows))]
+        protocol = "tuned on the train file, scored on the eval file"
+    scope = np.sort(np.concatenate([v for _, v in split_list]))
+
+    pools = {name: _Pool() for name in FAMILIES}
+    budget_pools = [_Pool() for _ in range(BUDGET_LEVELS)]
+    knn_pools = [_Pool() for _ in KNN_LAMBDAS]
+    candidates_seen = 0
+    for number, (train, test) in enumerate(split_list):
+        t0 = time.perf_counter()
+        candidates_seen = _run_split(
+            features, train, test, pools, budget_pools, knn_pools, seed + number
+        )
+        elapsed = time.perf_counter() - t0
+        say(f"{dataset.name}: split {number + 1}/{len(split_list)} in {elapsed:.1f}s")
+
+    costs = np.nan_to_num(dataset.cost[scope])
+    accuracy = _single_accuracy(dataset, scope)
+    mean_cost = costs.mean(axis=0)
+    single = [
+        {"name": m, "accuracy": float(accuracy[j]), "cost_per_query_usd": float(mean_cost[j])}
+        for j, m in enumerate(dataset.models)
+    ]
+    best = int(np.argmax(accuracy))
+    lo, hi = float(mean_cost.min()), float(mean_cost.max())
+    o_acc, o_cost = oracle(np.nan_to_num(dataset.correct[scope]), costs, dataset.answered[scope])
+    strategies = []
+    for name, pool in pools.items():
+        cost, acc = pool.point()
+        strategies.append(
+            {
+                "name": name,
+                "accuracy": acc,
+                "cost_per_query_usd": cost,
+                "cost_vs_best_model": cost / float(mean_cost[best]) if mean_cost[best] else None,
+                "meets_target": bool(
+                    acc >= float(accuracy[best]) and cost <= MAX_COST_FRACTION * mean_cost[best]
+                ),
+                "configs": pool.configs,
+            }
+        )
+    knn_points = [p.point() for p in knn_pools]
+    best_knn = max(range(len(knn_points)), key=lambda i: (knn_points[i][1], -knn_points[i][0]))
+    strategies.append(
+        {
+            "name": "knn router (λ=0: most accurate)",
+            "accuracy": knn_points[best_knn][1],
+            "cost_per_query_usd": knn_points[best_knn][0],
+            "cost_vs_best_model": knn_points[best_knn][0] / float(mean_cost[best]),
+            "meets_target": bool(
+                knn_points[best_knn][1] >= float(accuracy[best])
+                and knn_points[best_knn][0] <= MAX_COST_FRACTION * mean_cost[best]
+            ),
+            "configs": [],
+        }
+    )
+    cascade_points = [p.point() for p in budget_pools] + [p.point() for p in pools.values()]
+    single_points = [(float(mean_cost[j]), float(accuracy[j])) for j in range(len(single))]
+    return {
+        "dataset": dataset.name,
+        "items": len(scope),
+        "models": list(dataset.models),
+        "protocol": protocol,
+        "candidates_per_split": candidates_seen,
+        "single_models": single,
+        "oracle": {"accuracy": o_acc, "cost_per_query_usd": o_cost},
+        "strategies": strategies,
+        "target": {
+            "reference_model": dataset.models[best],
+            "accuracy": float(accuracy[best]),
+            "cost_per_query_usd": float(mean_cost[best]),
+            "max_cost_fraction": MAX_COST_FRACTION,
+        },
+        "curves": {
+            "cascade (budget sweep)": [list(p) for p in sorted(cascade_points)],
+            "knn router": [list(p) for p in sorted(knn_points)],
+            "single models": [list(p) for p in sorted(single_points)],
+        },
+        "aiq": {
+            "cost_range_usd": [lo, hi],
+            "cascade": aiq(cascade_points, lo, hi),
+            "knn_router": aiq(knn_points, lo, hi),
+            "single_models": aiq(single_points, lo, hi),
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _run_split(
+    features: Features,
+    train: Rows,
+    test: Rows,
+    pools: dict[str, _Pool],
+    budget_pools: list[_Pool],
+    knn_pools: list[_Pool],
+    seed: int,
+) -> int:
+    ds = features.dataset
+    table_train = train_table(features, train, seed=seed)
+    judge = features.fit_judge(train)
+    table_test = make_table(
+        features,
+        test,
+        features.predict(judge, test),
+        features.route_rates(test, train, leave_one_out=False),
+    )
+    candidates, accuracy, cost = candidates_scores(table_train)
+    target = float(_single_accuracy(ds, train).max())
+    for name, allowed in FAMILIES.items():
+        mask = np.array([allowed(c) for c in candidates])
+        chosen = candidates[select(accuracy, cost, target=target, allowed=mask)]
+        outcome: Outcome = simulate(table_test, chosen)
+        pools[name].add(outcome.correct, outcome.cost, chosen.describe(ds.models))
+    mean_cost = np.nan_to_num(ds.cost[train]).mean(axis=0)
+    budgets = np.geomspace(max(mean_cost.min(), 1e-12), max(mean_cost.max(), 1e-12), BUDGET_LEVELS)
+    for pool, budget in zip(budget_pools, budgets, strict=True):
+        chosen = candidates[select(accuracy, cost, budget=float(budget))]
+        outcome = simulate(table_test, chosen)
+        pool.add(outcome.correct, outcome.cost)
+    for pool, (correct, spent) in zip(
+        knn_pools,
+        knn_router(features.query, train, test, ds.correct, ds.cost, ds.answered),
+        strict=True,
+    ):
+        pool.add(correct, spent)
+    return len(candidates)
+
+
+def render_html(results: Sequence[dict[str, Any]], *, command: str = "") -> str:
+    """A self-contained page: per dataset a table and an inline SVG cost/accuracy plot."""
+    from ecocascade.eval.svg import Series, color, xy_chart
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>ecocascade bench replay</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>",
+        "<h1>Cost/accuracy on recorded answers</h1>",
+    ]
+    if command:
+        parts.append(f"<p><code>{html.escape(command)}</code></p>")
+    for r in results:
+        parts.append(
+            f"<h2>{html.escape(r['dataset'])}</h2><p>{html.escape(r['protocol'])}, "
+            f"{r['items']} items.</p>"
+        )
+        rows = [
+            ("single: " + s["name"], s["accuracy"], s["cost_per_query_usd"])
+            for s in r["single_models"]
+        ]
+        rows.append(("oracle", r["oracle"]["accuracy"], r["oracle"]["cost_per_query_usd"]))
+        rows += [(s["name"], s["accuracy"], s["cost_per_query_usd"]) for s in r["strategies"]]
+        parts.append("<table><tr><th>strategy</th><th>accuracy</th><th>$/query</th></tr>")
+        for name, acc, cost in rows:
+            parts.append(
+                f"<tr><td>{html.escape(name)}</td><td>{acc:.3f}</td><td>{cost:.2e}</td></tr>"
+            )
+        parts.append("</table>")
+        aiq_row = ", ".join(f"{k}: {v:.4f}" for k, v in r["aiq"].items() if isinstance(v, float))
+        parts.append(f"<p>AIQ — {html.escape(aiq_row)}</p>")
+        series = [
+            Series(
+                name, [tuple(p) for p in points], color=color(i), mode="both" if i < 2 else "points"
+            )
+            for i, (name, points) in enumerate(r["curves"].items())
+        ]
+        series.append(
+            Series(
+                "oracle",
+                [(r["oracle"]["cost_per_query_usd"], r["oracle"]["accuracy"])],
+                color=color(len(series)),
+            )
+        )
+        tuned = [s for s in r["strategies"] if s["name"].startswith("cascade")]
+        series.append(
+            Series(
+                "tuned cascades (target: best model)",
+                [(s["cost_per_query_usd"], s["accuracy"]) for s in tuned],
+                color=color(len(series)),
+            )
+        )
+        parts.append(
+            xy_chart(
+                series,
+                title=f"{r['dataset']}: accuracy vs cost per query",
+                x_label="USD per query (log)",
+                y_label="accuracy",
+                log_x=True,
+                width=900,
+                height=440,
+            )
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_outputs(results: Sequence[dict[str, Any]], out: Path, *, command: str = "") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(
+        json.dumps({"command": command, "datasets": list(results)}, indent=2, allow_nan=False)
+        + "\n"
+    )
+    (out / "bench.html").write_text(render_html(results, command=command))

@@ -1,0 +1,213 @@
+"""The tuner: from recorded train data only, choose the ladder, judge and router settings that
+minimise cost at a target accuracy (or maximise accuracy within a budget), and write a config
+the cascade runs as is."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ecocascade.exceptions import ConfigError
+from ecocascade.replay.data import RecordedDataset, RecordedItem, read_recorded
+from ecocascade.tuning.features import ROUTER_K, Features, dataset_features, make_table
+from ecocascade.tuning.simulate import Candidate, Table, candidates_scores
+from ecocascade.types import Embedder
+
+__all__ = ["TuneResult", "merge_datasets", "select", "tune", "tune_files"]
+
+Array = npt.NDArray[np.float64]
+
+
+def select(
+    accuracy: Array,
+    cost: Array,
+    *,
+    target: float | None = None,
+    budget: float | None = None,
+    allowed: npt.NDArray[np.bool_] | None = None,
+) -> int:
+    """Index of the chosen candidate. ``target``: the cheapest whose accuracy reaches it (none
+    does: the most accurate). ``budget``: the most accurate within it (none fits: the cheapest).
+    Ties go to the other criterion."""
+    if (target is None) == (budget is None):
+        raise ConfigError("give exactly one of a target accuracy or a budget", where="tune")
+    mask = np.ones(len(accuracy), dtype=bool) if allowed is None else allowed
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        raise ConfigError("no candidate configuration to choose from", where="tune")
+    acc, cst = accuracy[idx], cost[idx]
+    eps = 1e-12
+    if target is not None:
+        ok = acc >= target - eps
+        if ok.any():
+            pick = np.lexsort((-acc[ok], cst[ok]))[0]
+            return int(idx[ok][pick])
+        return int(idx[np.lexsort((cst, -acc))[0]])
+    assert budget is not None
+    ok = cst <= budget + eps
+    if ok.any():
+        pick = np.lexsort((cst[ok], -acc[ok]))[0]
+        return int(idx[ok][pick])
+    return int(idx[np.lexsort((-acc, cst))[0]])
+
+
+def merge_datasets(datasets: Sequence[RecordedDataset]) -> RecordedDataset:
+    """One dataset from several: the models every file has, items from all (ids prefixed)."""
+    if len(datasets) == 1:
+        return datasets[0]
+    models = tuple(m for m in datasets[0].models if all(m in d.models for d in datasets[1:]))
+    if not models:
+        raise ConfigError("the train files share no model", where="--train")
+    items = tuple(
+        RecordedItem(
+            f"{d.name}:{it.id}", it.query, {m: a for m, a in it.answers.items() if m in models}
+        )
+        for d in datasets
+        for it in d.items
+    )
+    return RecordedDataset("+".join(d.name for d in datasets), models, items)
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    candidate: Candidate
+    models: tuple[str, ...]
+    train_accuracy: float
+    train_cost: float
+    candidates: int
+    config: dict[str, Any]
+
+    def describe(self) -> str:
+        return self.candidate.describe(self.models)
+
+
+def train_table(features: Features, rows: npt.NDArray[np.int_], seed: int = 0) -> Table:
+    """The simulation table of ``rows`` as the tuner sees it: learned scores cross-fitted within
+    ``rows``, router rates from the other rows (leave one out)."""
+    scores = features.crossfit_scores(rows, seed=seed)
+    route = features.route_rates(rows, rows, leave_one_out=True)
+    return make_table(features, rows, scores, route)
+
+
+def tune(
+    table: Table, *, target: float | None = None, budget: float | None = None
+) -> tuple[Candidate, float, float, int]:
+    candidates, accuracy, cost = candidates_scores(table)
+    i = select(accuracy, cost, target=target, budget=budget)
+    return candidates[i], float(accuracy[i]), float(cost[i]), len(candidates)
+
+
+async def tune_files(
+    paths: Sequence[str | Path],
+    embedder: Embedder,
+    out: str | Path,
+    *,
+    target: float | None = None,
+    budget: float | None = None,
+    replay: bool = True,
+    embedder_spec: str = "sentence-transformers",
+) -> TuneResult:
+    """Tune on ``paths`` and write ``out`` (YAML) plus the judge/router files it names."""
+    if target is not None and not 0.0 <= target <= 1.0:
+        raise ConfigError(f"must be in [0, 1], got {target}", where="--target-accuracy")
+    if budget is not None and (not math.isfinite(budget) or budget < 0):
+        raise ConfigError(f"must be a finite number >= 0, got {budget}", where="--budget-per-query")
+    dataset = merge_datasets([read_recorded(p) for p in paths])
+    features = await dataset_features(dataset, embedder)
+    rows = np.arange(len(dataset))
+    table = train_table(features, rows)
+    candidate, acc, cost, count = tune(table, target=target, budget=budget)
+    out = Path(out)
+    data = os_pathsep_join(paths) if replay else None
+    config = candidate_config(candidate, features, out, data=data, embedder_spec=embedder_spec)
+    import yaml
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        f"# Tuned by `ecocascade tune` on {', '.join(str(p) for p in paths)}\n"
+        f"# {candidate.describe(dataset.models)}\n"
+        f"# train accuracy {acc:.4f}, cost per query ${cost:.6g} (of {count} candidates)\n"
+    )
+    out.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return TuneResult(candidate, dataset.models, acc, cost, count, config)
+
+
+def os_pathsep_join(paths: Sequence[str | Path]) -> str:
+    import os
+
+    return os.pathsep.join(str(Path(p).resolve()) for p in paths)
+
+
+def candidate_config(
+    candidate: Candidate,
+    features: Features,
+    out: Path,
+    *,
+    data: str | None,
+    embedder_spec: str = "sentence-transformers",
+) -> dict[str, Any]:
+    """The cascade config (as a YAML-ready dict) for ``candidate``; fits and saves the learned
+    judge and the router on all of ``features`` when the candidate uses them."""
+    models = features.models
+    rows = np.arange(len(features.dataset))
+
+    def tier(m: int) -> dict[str, Any]:
+        spec: dict[str, Any] = {"model": f"replay/{models[m]}" if data else models[m]}
+        if data:
+            spec["api_base"] = data
+        return spec
+
+    config: dict[str, Any] = {"tiers": [tier(m) for m in candidate.ladder]}
+    if candidate.judge == "learned":
+        judge_path = out.with_suffix(".judge.npz").resolve()
+        features.fit_judge(rows).save(judge_path)
+        thresholds = {
+            models[m]: t for m, t in zip(candidate.ladder, candidate.thresholds, strict=False)
+        }
+        thresholds[models[candidate.ladder[-1]]] = 0.0
+        config["judge"] = {
+            "type": "learned",
+            "path": str(judge_path),
+            "embedder": embedder_spec,
+            "thresholds": thresholds,
+        }
+    elif candidate.judge == "agreement":
+        config["judge"] = {
+            "type": "agreement",
+            "references": [tier(r) for r in candidate.references],
+            "min_agree": candidate.min_agree,
+            "accept_last_tier": True,
+        }
+    else:
+        config["judge"] = {"type": "regex", "pattern": "(?s).*"}  # one tier: accept its answer
+    if candidate.skip_below is not None:
+        from ecocascade.routing import HistoryRouter
+
+        router_path = out.with_suffix(".router.npz").resolve()
+        correct, known = features.labels()
+
+        class _Named:
+            name = features.embedder_name
+
+        HistoryRouter(
+            features.query,
+            np.where(known, correct, np.nan),
+            models,
+            _Named(),
+            k=ROUTER_K,
+            skip_below=candidate.skip_below,
+        ).save(router_path)
+        config["router"] = {
+            "type": "history",
+            "path": str(router_path),
+            "embedder": embedder_spec,
+            "k": ROUTER_K,
+            "skip_below": candidate.skip_below,
+        }
+    return config
