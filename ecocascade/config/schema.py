@@ -342,6 +342,11 @@ class CascadeConfig(_Strict):
         from ecocascade.controller.cascade import Cascade
 
         solutions = self.solutions or SolutionsSpec(enabled=False)
+        references = getattr(self.judge, "references", [])
+        if any(t.model.startswith("replay/") for t in [*self.tiers, *references]):
+            from ecocascade.replay.provider import ensure_replay_provider
+
+            ensure_replay_provider()  # replay/<model> tiers answer from recorded data
         return Cascade(
             [t.to_tier() for t in self.tiers],
             self.judge.build(),
