@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ecocascade.cli.bench import bench_app, tune
 from ecocascade.cli.eval import eval_command
 from ecocascade.cli.solutions import solutions_app
 
@@ -161,6 +162,8 @@ def demo(
 
 app.command("eval")(eval_command)
 app.add_typer(solutions_app, name="solutions")
+app.command("tune")(tune)
+app.add_typer(bench_app, name="bench")
 
 cache_app = typer.Typer(
     help="The response cache: stats, clear, purge-expired.", no_args_is_help=True
