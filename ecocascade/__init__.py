@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "Tier": "ecocascade.models.tier",
     "TierClient": "ecocascade.models.client",
     # judges
+    "AgreementJudge": "ecocascade.judges.agreement",
     "AllOf": "ecocascade.judges.combinators",
     "AnyOf": "ecocascade.judges.combinators",
     "CheckJudge": "ecocascade.judges.check",
@@ -33,7 +34,14 @@ _EXPORTS: dict[str, str] = {
     "ExecutionJudge": "ecocascade.judges.execution",
     "HumanJudge": "ecocascade.judges.human",
     "LLMJudge": "ecocascade.judges.llm",
+    "LearnedJudge": "ecocascade.judges.learned",
     "RegexJudge": "ecocascade.judges.check",
+    # routing and replay of recorded answers
+    "HistoryRouter": "ecocascade.routing",
+    "RecordedDataset": "ecocascade.replay.data",
+    "Router": "ecocascade.routing",
+    "read_recorded": "ecocascade.replay.data",
+    "replay_tier": "ecocascade.replay.provider",
     # response cache
     "CacheHit": "ecocascade.cache.cache",
     "ResponseCache": "ecocascade.cache.cache",
@@ -70,6 +78,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "AgreementJudge",
     "AllOf",
     "AnyOf",
     "Attempt",
@@ -92,17 +101,21 @@ __all__ = [
     "EcoCascadeError",
     "Embedder",
     "ExecutionJudge",
+    "HistoryRouter",
     "HumanJudge",
     "Judge",
     "JudgeError",
     "LLMJudge",
+    "LearnedJudge",
     "LiteLLMChatCompletionClient",
     "LiteLLMEmbedder",
     "Price",
     "ProviderError",
+    "RecordedDataset",
     "RegexJudge",
     "ResponseCache",
     "RetryPolicy",
+    "Router",
     "SentenceTransformerEmbedder",
     "Solution",
     "SolutionRecord",
@@ -116,6 +129,8 @@ __all__ = [
     "Verdict",
     "__version__",
     "load_config",
+    "read_recorded",
+    "replay_tier",
 ]
 
 
@@ -152,13 +167,18 @@ if TYPE_CHECKING:
         ProviderError,
         SolutionStoreError,
     )
+    from ecocascade.judges.agreement import AgreementJudge
     from ecocascade.judges.check import CheckJudge, ContainsJudge, RegexJudge
     from ecocascade.judges.combinators import AllOf, AnyOf
     from ecocascade.judges.execution import CodeRunJudge, ExecutionJudge
     from ecocascade.judges.human import HumanJudge
+    from ecocascade.judges.learned import LearnedJudge
     from ecocascade.judges.llm import LLMJudge
     from ecocascade.models.client import TierClient
     from ecocascade.models.tier import Price, RetryPolicy, Tier
+    from ecocascade.replay.data import RecordedDataset, read_recorded
+    from ecocascade.replay.provider import replay_tier
+    from ecocascade.routing import HistoryRouter, Router
     from ecocascade.store.chroma import SolutionStore
     from ecocascade.store.embedders import LiteLLMEmbedder, SentenceTransformerEmbedder
     from ecocascade.store.records import SolutionRecord
