@@ -50,7 +50,9 @@ FAMILIES: dict[str, Callable[[Candidate], bool]] = {
     "cascade: learned judge": _family({"learned"}, router=False),
     "cascade: agreement judge": _family({"agreement"}, router=False),
     "cascade: learned judge + history router": _family({"learned"}, router=True),
-    "cascade: tuned (any judge, router)": _family({"learned", "agreement"}, router=True),
+    "cascade: tuned (every judge and router option)": _family(
+        {"learned", "agreement", "any", "all"}, router=True
+    ),
 }
 
 

@@ -11,7 +11,9 @@ neighbour success rate. :func:`simulate` walks a :class:`Candidate` ladder exact
 - the judge decides: ``learned`` accepts when P(correct) ≥ the tier's threshold (the last tier's
   threshold is 0: always accept); ``agreement`` accepts on the last tier outright, rejects an
   answer with nothing extractable for free, else pays every other reference model's recorded
-  cost and accepts when ``min_agree`` of them give the same extracted answer;
+  cost and accepts when ``min_agree`` of them give the same extracted answer; ``any`` / ``all``
+  combine the two as :class:`~ecocascade.judges.AnyOf` / :class:`~ecocascade.judges.AllOf` of
+  (learned, agreement) do, asking the references only when the learned verdict leaves it open;
 - the query's outcome is correct when the accepted answer is; a ladder that ends without an
   accepted answer is wrong. Cost is every attempt's recorded cost plus judge costs.
 
@@ -39,7 +41,10 @@ __all__ = [
 ]
 
 Array = npt.NDArray[np.float64]
-JudgeKind = Literal["learned", "agreement", "none"]
+JudgeKind = Literal["learned", "agreement", "any", "all", "none"]
+"""``any``: learned OR agreement (AnyOf: the learned judge first, references asked only when it
+rejects); ``all``: learned AND agreement (AllOf: references asked only when it accepts)."""
+THRESHOLDED = frozenset({"learned", "any", "all"})
 
 THRESHOLD_GRID: tuple[float, ...] = (
     0.2,
@@ -55,6 +60,7 @@ THRESHOLD_GRID: tuple[float, ...] = (
     0.95,
     0.98,
 )
+HYBRID_GRID: tuple[float, ...] = (0.5, 0.7, 0.85, 0.95)
 ROUTER_GRID: tuple[float | None, ...] = (None, 0.3, 0.5)
 
 
@@ -102,13 +108,15 @@ class Candidate:
 
     def describe(self, models: Sequence[str]) -> str:
         ladder = " → ".join(models[m] for m in self.ladder)
-        if self.judge == "learned":
-            judge = "learned@" + "/".join(f"{t:g}" for t in self.thresholds)
-        elif self.judge == "agreement":
-            refs = "+".join(models[r] for r in self.references)
-            judge = f"agree({refs}, {self.min_agree})"
-        else:
-            judge = "accept"
+        learned = "learned@" + "/".join(f"{t:g}" for t in self.thresholds)
+        refs = "+".join(models[r] for r in self.references)
+        agree = f"agree({refs}, {self.min_agree})"
+        judge = {
+            "learned": learned,
+            "agreement": agree,
+            "any": f"{learned} | {agree}",
+            "all": f"{learned} & {agree}",
+        }.get(self.judge, "accept")
         router = "" if self.skip_below is None else f", router≥{self.skip_below:g}"
         return f"{ladder} [{judge}{router}]"
 
@@ -171,9 +179,15 @@ def _tier_decision(
     last = j == len(candidate.ladder) - 1
     if last or candidate.judge == "none":
         return answered, np.zeros(table.n)
+    if candidate.judge == "agreement":
+        return _agreement(table, m, candidate.references, candidate.min_agree)
+    confident = answered & (table.score[:, m] >= candidate.thresholds[j])
     if candidate.judge == "learned":
-        return answered & (table.score[:, m] >= candidate.thresholds[j]), np.zeros(table.n)
-    return _agreement(table, m, candidate.references, candidate.min_agree)
+        return confident, np.zeros(table.n)
+    agree, judge_cost = _agreement(table, m, candidate.references, candidate.min_agree)
+    if candidate.judge == "any":
+        return confident | agree, np.where(confident, 0.0, judge_cost)
+    return confident & agree, np.where(confident, judge_cost, 0.0)
 
 
 def simulate(table: Table, candidate: Candidate) -> Outcome:
@@ -206,11 +220,17 @@ def _columns(
 ) -> tuple[Array, Array]:
     """Accept indicators and judge costs of tier ``j`` as columns (one per judge setting)."""
     m = candidate.ladder[j]
+    confident = table.answered[:, m, None] & (table.score[:, m, None] >= np.asarray(grid)[None])
     if candidate.judge == "learned":
-        accept = table.answered[:, m, None] & (table.score[:, m, None] >= np.asarray(grid)[None])
-        return accept.astype(np.float64), np.zeros((table.n, len(grid)))
-    accepted, judge_cost = _agreement(table, m, candidate.references, candidate.min_agree)
-    return accepted[:, None].astype(np.float64), judge_cost[:, None]
+        return confident.astype(np.float64), np.zeros((table.n, len(grid)))
+    agree, judge_cost = _agreement(table, m, candidate.references, candidate.min_agree)
+    if candidate.judge == "agreement":
+        return agree[:, None].astype(np.float64), judge_cost[:, None]
+    if candidate.judge == "any":
+        accept = confident | agree[:, None]
+        return accept.astype(np.float64), np.where(confident, 0.0, judge_cost[:, None])
+    accept = confident & agree[:, None]
+    return accept.astype(np.float64), np.where(confident, judge_cost[:, None], 0.0)
 
 
 def candidates_scores(
@@ -218,6 +238,7 @@ def candidates_scores(
     *,
     max_tiers: int = 3,
     grid: Sequence[float] = THRESHOLD_GRID,
+    hybrid_grid: Sequence[float] = HYBRID_GRID,
     routers: Sequence[float | None] = ROUTER_GRID,
     agreement: bool = True,
     learned: bool = True,
@@ -236,6 +257,8 @@ def candidates_scores(
         cols = range(len(table.models))
         judge_families += [("agreement", (r,), 1) for r in cols]
         judge_families += [("agreement", pair, 2) for pair in itertools.combinations(cols, 2)]
+    if agreement and learned:
+        judge_families += [(mode, (r,), 1) for mode in ("any", "all") for r in cols]
     for ladder in ladders(len(table.models), mc, max_tiers):
         last = ladder[-1]
         if len(ladder) == 1:
@@ -247,7 +270,8 @@ def candidates_scores(
             start = start_tiers(table, ladder, skip)
             for kind, refs, need in judge_families:
                 base = Candidate(ladder, kind, references=refs, min_agree=need, skip_below=skip)
-                acc_c, cost_c, params = _ladder_grid(table, base, start, grid)
+                settings = grid if kind == "learned" else hybrid_grid
+                acc_c, cost_c, params = _ladder_grid(table, base, start, settings)
                 found.extend(
                     Candidate(
                         ladder, kind, thresholds=p, references=refs, min_agree=need, skip_below=skip
@@ -265,7 +289,8 @@ def _ladder_grid(
     n = table.n
     ladder = base.ladder
     columns = [_columns(table, base, j, grid) for j in range(len(ladder) - 1)]
-    settings = list(grid) if base.judge == "learned" else [0.0]
+    thresholded = base.judge in THRESHOLDED
+    settings = list(grid) if thresholded else [0.0]
     last = ladder[-1]
     k_last = table.cost[:, last]
     c_last = table.answered[:, last] * table.correct[:, last]
@@ -278,9 +303,7 @@ def _ladder_grid(
             0
         )
         acc_m = (ea1 * table.correct[:, m1, None]).sum(0) + ((1 - ea1) * c_last[:, None]).sum(0)
-        params: list[tuple[float, ...]] = [
-            (t,) if base.judge == "learned" else () for t in settings
-        ]
+        params: list[tuple[float, ...]] = [(t,) if thresholded else () for t in settings]
         return list(acc_m / n), list(cost_m / n), params
     (a1, j1), (a2, j2) = columns
     m1, m2 = ladder[0], ladder[1]
@@ -297,6 +320,6 @@ def _ladder_grid(
     cost_m = (cost1[:, None] + cost2 + cost3) / n
     acc_m = (acc1[:, None] + acc2 + acc3) / n
     params = [(t1, t2) for t1 in settings for t2 in settings]
-    if base.judge != "learned":
+    if not thresholded:
         params = [()]
     return list(acc_m.ravel()), list(cost_m.ravel()), params

@@ -164,28 +164,37 @@ def candidate_config(
         return spec
 
     config: dict[str, Any] = {"tiers": [tier(m) for m in candidate.ladder]}
-    if candidate.judge == "learned":
+    judges: list[dict[str, Any]] = []
+    if candidate.judge in ("learned", "any", "all"):
         judge_path = out.with_suffix(".judge.npz").resolve()
         features.fit_judge(rows).save(judge_path)
-        thresholds = {
-            models[m]: t for m, t in zip(candidate.ladder, candidate.thresholds, strict=False)
-        }
+        thresholds = dict(
+            zip((models[m] for m in candidate.ladder), candidate.thresholds, strict=False)
+        )
         thresholds[models[candidate.ladder[-1]]] = 0.0
-        config["judge"] = {
-            "type": "learned",
-            "path": str(judge_path),
-            "embedder": embedder_spec,
-            "thresholds": thresholds,
-        }
-    elif candidate.judge == "agreement":
-        config["judge"] = {
-            "type": "agreement",
-            "references": [tier(r) for r in candidate.references],
-            "min_agree": candidate.min_agree,
-            "accept_last_tier": True,
-        }
+        judges.append(
+            {
+                "type": "learned",
+                "path": str(judge_path),
+                "embedder": embedder_spec,
+                "thresholds": thresholds,
+            }
+        )
+    if candidate.judge in ("agreement", "any", "all"):
+        judges.append(
+            {
+                "type": "agreement",
+                "references": [tier(r) for r in candidate.references],
+                "min_agree": candidate.min_agree,
+                "accept_last_tier": True,
+            }
+        )
+    if not judges:  # one tier: accept its answer
+        config["judge"] = {"type": "regex", "pattern": "(?s).*"}
+    elif len(judges) == 1:
+        config["judge"] = judges[0]
     else:
-        config["judge"] = {"type": "regex", "pattern": "(?s).*"}  # one tier: accept its answer
+        config["judge"] = {"type": candidate.judge, "judges": judges}
     if candidate.skip_below is not None:
         from ecocascade.routing import HistoryRouter
 

@@ -8,6 +8,7 @@ import pytest
 
 from ecocascade.controller.cascade import Cascade
 from ecocascade.judges.agreement import AgreementJudge
+from ecocascade.judges.combinators import AllOf, AnyOf
 from ecocascade.judges.learned import LearnedJudge, LearnedModel
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, RecordedItem
 from ecocascade.replay.provider import register_dataset, replay_tier
@@ -66,18 +67,19 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
     ]
     for candidate in candidates:
         tiers = [replay_tier(ds.models[m]) for m in candidate.ladder]
-        if candidate.judge == "learned":
-            thresholds = {
-                ds.models[m]: t
-                for m, t in zip(candidate.ladder, candidate.thresholds, strict=False)
-            }
-            thresholds[ds.models[candidate.ladder[-1]]] = 0.0
-            judge = LearnedJudge(model, embedder, thresholds=thresholds)
-        else:
-            judge = AgreementJudge(
-                [replay_tier(ds.models[r]) for r in candidate.references],
-                min_agree=candidate.min_agree,
-            )
+        thresholds = dict(
+            zip((ds.models[m] for m in candidate.ladder), candidate.thresholds, strict=False)
+        )
+        thresholds[ds.models[candidate.ladder[-1]]] = 0.0
+        learned = LearnedJudge(model, embedder, thresholds=thresholds)
+        references = [replay_tier(ds.models[r]) for r in candidate.references or (small,)]
+        agreement = AgreementJudge(references, min_agree=candidate.min_agree)
+        judge = {
+            "learned": learned,
+            "agreement": agreement,
+            "any": AnyOf(learned, agreement),
+            "all": AllOf(learned, agreement),
+        }[candidate.judge]
         cascade = Cascade(tiers, judge, router=router if candidate.skip_below else None)
         real = await run_cascade_on(cascade, ds)
         simulated = simulate(table, candidate)
