@@ -171,8 +171,9 @@ def cascade(
     return Cascade(tiers, ContainsJudge(judge), store=store, demos=DemoSettings(**demos))
 
 
-def user_message(server: FakeLLMServer, model: str, index: int = 0) -> str:
-    return str(server.requests_for(model)[index].messages[-1]["content"])
+def prompt_text(server: FakeLLMServer, model: str, index: int = 0) -> str:
+    """The prompt's text: demonstrations come as prior turns, the query last."""
+    return "\n".join(str(m["content"]) for m in server.requests_for(model)[index].messages)
 
 
 def events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
@@ -385,7 +386,7 @@ async def test_with_retrieval_off_the_cascade_never_searches(
 
     assert result.success and result.demonstrations == ()
     assert events(logs, "demos.retrieved") == []
-    assert user_message(server, "small") == FRANCE_PARAPHRASE
+    assert prompt_text(server, "small") == FRANCE_PARAPHRASE
     again = embedded.get(stored.id)
     assert again is not None and again.times_retrieved == 0
 
@@ -438,9 +439,12 @@ async def test_a_paraphrase_of_a_solved_query_gets_it_as_a_demonstration_in_tier
     guided = await cascade(server, store).run(FRANCE_PARAPHRASE)
 
     assert guided.success and guided.tier == 0
-    prompt = user_message(server, "small", 1)
-    assert FRANCE in prompt and "Paris, on the Seine" in prompt
-    assert prompt.rstrip().endswith(FRANCE_PARAPHRASE)
+    # The demonstration is a prior exchange, right before the query.
+    messages = server.requests_for("small")[1].messages
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    assert messages[0]["content"] == FRANCE
+    assert "Paris, on the Seine" in messages[1]["content"]
+    assert messages[2]["content"] == FRANCE_PARAPHRASE
     (demo,) = guided.demonstrations
     assert demo.id == solved.recorded_id and demo.model == "openai/large"
     assert 0.6 <= demo.similarity < 1.0
@@ -473,7 +477,7 @@ async def test_every_tier_the_query_escalates_to_gets_the_demonstration(
 
     assert result.tier == 1
     for model in ("small", "large"):
-        prompt = user_message(server, model)
+        prompt = prompt_text(server, model)
         assert prompt.count("The capital is Paris.") == 1, model
         assert FRANCE in prompt and prompt.rstrip().endswith(FRANCE_PARAPHRASE), model
 
@@ -815,7 +819,7 @@ def test_cli_run_json_lists_the_demonstrations_it_used(
         record_id(FRANCE, "default"), FRANCE, "openai/large",
     )  # fmt: skip
     assert 0.6 <= demo["similarity"] < 1.0
-    assert FRANCE in user_message(server, "small")
+    assert FRANCE in prompt_text(server, "small")
     assert data["recorded_id"] == record_id(FRANCE_PARAPHRASE, "default")
     assert cli_store.count() == 4
 

@@ -152,7 +152,7 @@ def _build_solver(scenario: Scenario) -> Solver:
     from ecocascade.controller.solvers import ChatSolver
 
     if scenario.solver.type == "chat":
-        return ChatSolver()
+        return ChatSolver(demo_style=scenario.solver.demo_style)
     from ecocascade.eval.solvers import code_solver  # the AutoGen code-writing agent
 
     solver: Solver = code_solver(scenario)

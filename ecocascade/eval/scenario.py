@@ -182,7 +182,10 @@ class GroupSpec(_Strict):
 
 
 class ChatSolverSpec(_Strict):
+    """One chat completion; demonstrations as prior exchanges (``turns``) or in the message."""
+
     type: Literal["chat"] = "chat"
+    demo_style: Literal["turns", "inline"] = "turns"
 
 
 class CodeSolverSpec(_Strict):

@@ -146,10 +146,15 @@ def test_a_small_scenario_end_to_end_with_hand_checked_metrics(
         ("openai/small", "reject", False),
         ("openai/large", "accept", True),
     ]
-    demo_prompt = next(
-        r for r in server.requests_for("small") if "solved examples" in str(r.body["messages"])
-    )
-    assert "What is the capital of Spain?" in demo_prompt.body["messages"][-1]["content"]
+    # The demonstration is a prior exchange in the cheap model's prompt, before the query.
+    (spain,) = [
+        r.body["messages"]
+        for r in server.requests_for("small")
+        if len(r.body["messages"]) > 2 and r.body["messages"][-1]["content"].endswith("Spain?")
+    ]
+    assert [m["role"] for m in spain] == ["user", "assistant", "user"]
+    assert spain[0]["content"] == "What is the capital of France?"
+    assert spain[1]["content"] == "Paris"
 
     html = (out / "report.html").read_text()
     assert html.count("<svg") == 4
