@@ -148,12 +148,37 @@ def test_every_scenario_file_loads_with_its_tasks(name: str) -> None:
     assert isinstance(scenario.solver, CodeSolverSpec)
     assert scenario.solver.secrets == ["TOOLWORLD_API_KEY"]
     assert scenario.resolve_path(scenario.solver.files[0]) == TOOL
-    assert scenario.judge is not None and scenario.judge.type == "code_run"
+    assert scenario.judge == load_scenario(HERE / "weather.yaml").judge
     if name == "mixed":
         assert len(tasks) == len(_all_tasks())
     else:
         assert 20 <= len(tasks) <= 30
     assert {t.group for t in tasks} <= set(DOMAINS)
+
+
+@pytest.mark.parametrize(
+    ("words", "exit_code", "output", "accepted"),
+    [
+        ("It will be 8.8 °C.", 0, "8.8\n", True),
+        ("", 0, "{'temperature_c': 8.8}", True),
+        ("Done.", 0, "", False),  # ran, printed nothing: cannot have answered
+        ("Done.", 0, "  \n", False),
+        ("It will be 8.8 °C.", 1, "Traceback ...\nKeyError: 'temp'", False),
+        ("Output:\n```text\n8.8\n```", 0, "", False),  # the model's own words do not count
+    ],
+)
+async def test_the_runtime_judge_wants_a_clean_run_that_printed_something(
+    words: str, exit_code: int, output: str, accepted: bool
+) -> None:
+    from ecocascade.agents.code import CodeRun, render_answer
+
+    judge = load_scenario(HERE / "weather.yaml").judge
+    assert judge is not None
+    run = CodeRun("import toolworld\n", exit_code, output, timed_out=False, duration_s=0.1)
+    verdict = await judge.build().judge(
+        "Temperature in Paris tomorrow?", render_answer(words, run, 10)
+    )
+    assert verdict.accepted is accepted, verdict.reason
 
 
 def _all_tasks() -> dict[str, ScenarioTask]:
