@@ -518,7 +518,8 @@ def _in(city: str, **match: Any) -> list[dict[str, Any]]:
 
 
 def _named(kind: str, *parts: object) -> dict[str, Any]:
-    return _pick([p for p in PLACES if p["kind"] == kind], *parts)
+    place: dict[str, Any] = _pick([p for p in PLACES if p["kind"] == kind], *parts)
+    return place
 
 
 def place_templates() -> dict[str, tuple[int, Callable[[int], Task | None]]]:

@@ -52,6 +52,7 @@ import functools
 import hashlib
 import os
 import re
+from typing import Any
 
 __all__ = [
     "CONDITIONS",
@@ -182,6 +183,9 @@ _CLIMATES: dict[str, tuple[float, float, bool, int, float]] = {
 }
 
 
+_CITY_ALIASES = {"new york city": "new york", "nyc": "new york", "rio": "rio de janeiro"}
+
+
 def list_cities() -> list[str]:
     """The cities this API knows (weather and places)."""
     _require_key()
@@ -192,6 +196,7 @@ def _city(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError("city must be a string such as 'Paris'")
     wanted = name.split(",")[0].strip().casefold()
+    wanted = _CITY_ALIASES.get(wanted, wanted)
     for city in _CLIMATES:
         if city.casefold() == wanted:
             return city
@@ -199,7 +204,7 @@ def _city(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _weather(city: str, day: _dt.date) -> dict[str, object]:
+def _weather(city: str, day: _dt.date) -> dict[str, Any]:
     mean, half_range, southern, humidity_base, wetness = _CLIMATES[city]
     coldest = 196 if southern else 15  # mid-July or mid-January
     x = ((day.timetuple().tm_yday - coldest) % 365) / 365.0
@@ -236,7 +241,7 @@ def _weather(city: str, day: _dt.date) -> dict[str, object]:
     }
 
 
-def get_weather(city: str, date: str | _dt.date = "today") -> dict[str, object]:
+def get_weather(city: str, date: str | _dt.date = "today") -> dict[str, Any]:
     """The weather in ``city`` on ``date``: observed up to today, forecast up to 7 days ahead.
 
     Returns ``{"city", "date", "kind", "condition", "temperature_c", "high_c", "low_c",
@@ -253,7 +258,7 @@ def get_weather(city: str, date: str | _dt.date = "today") -> dict[str, object]:
     return dict(_weather(_city(city), day))
 
 
-def get_forecast(city: str, days: int = 3) -> list[dict[str, object]]:
+def get_forecast(city: str, days: int = 3) -> list[dict[str, Any]]:
     """The forecast for the next ``days`` days (1-7) in ``city``, starting tomorrow: a list of
     the dicts :func:`get_weather` returns, in date order."""
     _require_key()
@@ -317,9 +322,9 @@ def _trading_days() -> list[_dt.date]:
 
 
 @functools.cache
-def _series(symbol: str) -> dict[_dt.date, dict[str, object]]:
+def _series(symbol: str) -> dict[_dt.date, dict[str, Any]]:
     _, close, drift, volatility, volume = _COMPANIES[symbol]
-    rows: dict[_dt.date, dict[str, object]] = {}
+    rows: dict[_dt.date, dict[str, Any]] = {}
     for day in _trading_days():
         opened = close * (1.0 + 0.3 * volatility * _bell("gap", symbol, day))
         close = opened * (1.0 + drift / 252.0 + 1.6 * volatility * _bell("move", symbol, day))
@@ -338,7 +343,7 @@ def _series(symbol: str) -> dict[_dt.date, dict[str, object]]:
     return rows
 
 
-def get_stock_price(symbol: str, date: str | _dt.date) -> dict[str, object]:
+def get_stock_price(symbol: str, date: str | _dt.date) -> dict[str, Any]:
     """One trading day of ``symbol``: ``{"symbol", "date", "open", "high", "low", "close",
     "volume"}`` (prices in USD). Raises ``ValueError`` on weekends, before 2024-01-02 and from
     today on (today's market has not closed). Example: ``get_stock_price("ACME", "2025-03-11")``.
@@ -355,7 +360,7 @@ def get_stock_price(symbol: str, date: str | _dt.date) -> dict[str, object]:
 
 def get_price_history(
     symbol: str, start: str | _dt.date, end: str | _dt.date
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Every trading day of ``symbol`` from ``start`` to ``end`` (both included), oldest first:
     a list of the dicts :func:`get_stock_price` returns (weekends are skipped)."""
     _require_key()
@@ -446,8 +451,8 @@ def _places_in(city: str) -> list[tuple[str, str | None]]:
 
 
 @functools.cache
-def _all_places() -> dict[str, dict[str, object]]:
-    places: dict[str, dict[str, object]] = {}
+def _all_places() -> dict[str, dict[str, Any]]:
+    places: dict[str, dict[str, Any]] = {}
     names: set[str] = set()
     phones: set[str] = set()
     for city in sorted(_CLIMATES):
@@ -500,7 +505,7 @@ def _all_places() -> dict[str, dict[str, object]]:
     return places
 
 
-def _open_now(place: dict[str, object]) -> bool:
+def _open_now(place: dict[str, Any]) -> bool:
     if place["open_24_hours"]:
         return True
     now, opens, closes = NOW, str(place["opens"]), str(place["closes"])
@@ -514,7 +519,7 @@ _SUMMARY_FIELDS = ("place_id", "name", "kind", "cuisine", "rating", "price_level
 
 def search_places(
     query: str, city: str, kind: str | None = None, min_rating: float | None = None
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """Places in ``city`` matching ``query``, best rated first (then by name).
 
     A place matches when every word of ``query`` appears in its name, kind, cuisine or
@@ -550,7 +555,7 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
-def place_details(place_id: str) -> dict[str, object]:
+def place_details(place_id: str) -> dict[str, Any]:
     """Everything about one place (``place_id`` from :func:`search_places`): the search fields
     plus ``city``, ``neighborhood``, ``phone``, ``opens``, ``closes``, ``open_24_hours``,
     ``review_count`` and ``website``."""
