@@ -18,7 +18,8 @@ h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#555;font-size:13px;margin-bottom:12px}
 .warn{background:#fff4e5;border:1px solid #f0b35e;padding:8px 12px;border-radius:6px}
 table{border-collapse:collapse;font-size:13px;width:100%}
-th,td{padding:5px 8px;border-bottom:1px solid #e3e3e3;text-align:right;white-space:nowrap}
+th,td{padding:5px 8px;border-bottom:1px solid #e3e3e3;text-align:right}
+td{white-space:nowrap} th{vertical-align:bottom;font-weight:600}
 th{background:#f6f6f6;position:sticky;top:0} td:first-child,th:first-child{text-align:left}
 tr.ref td{background:#f3f8ff}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:16px}
@@ -80,15 +81,23 @@ def _summary_table(results: dict[str, Any]) -> str:
                 cells.append(f"<td>{escape(fmt(s[key]))}</td>")
         css = ' class="ref"' if s["name"] == results.get("reference") else ""
         rows.append(f"<tr{css}><td>{escape(s['name'])}</td>{''.join(cells)}</tr>")
-    return f"<table><tr><th>strategy</th>{head}</tr>{''.join(rows)}</table>"
+    return (
+        f'<div class="scroll"><table><tr><th>strategy</th>{head}</tr>{"".join(rows)}</table></div>'
+    )
+
+
+def _resolved_labels(strategies: list[dict[str, Any]]) -> list[str]:
+    """Every tier any strategy used, in ladder order, then ``cache`` and ``unresolved``."""
+    labels: list[str] = []
+    for s in strategies:
+        for label in s["resolved_per_tier"]:
+            if label not in labels and label not in ("cache", "unresolved"):
+                labels.append(label)
+    return [*labels, "cache", "unresolved"]
 
 
 def _resolved_table(results: dict[str, Any]) -> str:
-    labels: list[str] = []
-    for s in results["strategies"]:
-        for label in s["resolved_per_tier"]:
-            if label not in labels:
-                labels.append(label)
+    labels = _resolved_labels(results["strategies"])
     head = "".join(f"<th>{escape(label)}</th>" for label in labels)
     rows = []
     for s in results["strategies"]:
@@ -105,7 +114,7 @@ def _charts(results: dict[str, Any], outcomes: dict[str, list[dict[str, Any]]]) 
     strategies = results["strategies"]
     charts = []
     costs = [s["total_cost_usd"] for s in strategies]
-    positive = all(c > 0 for c in costs)
+    log_cost = all(c > 0 for c in costs) and max(costs) / min(costs) > 20
     charts.append(
         xy_chart(
             [
@@ -113,19 +122,15 @@ def _charts(results: dict[str, Any], outcomes: dict[str, list[dict[str, Any]]]) 
                 for i, s in enumerate(strategies)
             ],
             title="Cost vs success, per strategy (up and left is better)",
-            x_label="total cost (USD)" + (", log scale" if positive else ""),
+            x_label="total cost (USD)" + (", log scale" if log_cost else ""),
             y_label="success rate (ground truth)",
             x_unit="$",
             y_unit="%",
-            log_x=positive and max(costs) / min(costs) > 20,
+            log_x=log_cost,
             y_range=(0.0, 1.0),
         )
     )
-    labels: list[str] = []
-    for s in strategies:
-        for label in s["resolved_per_tier"]:
-            if label not in labels:
-                labels.append(label)
+    labels = _resolved_labels(strategies)
     fills = {label: color(i) for i, label in enumerate(labels)}
     fills["unresolved"] = "#bbbbbb"
     charts.append(

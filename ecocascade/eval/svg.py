@@ -50,9 +50,10 @@ class _Frame:
     width: int
     height: int
     left: int = 64
-    right: int = 16
+    right: int = 30
     top: int = 28
     bottom: int = 44
+    legend_rows: int = 0  # the legend sits below the plot, so it never hides data
 
     @property
     def plot_w(self) -> int:
@@ -62,6 +63,27 @@ class _Frame:
     def plot_h(self) -> int:
         return self.height - self.top - self.bottom
 
+    @property
+    def total_height(self) -> int:
+        return self.height + _LEGEND_ROW * self.legend_rows
+
+
+_LEGEND_ROW = 18
+_CHAR_W = 6.6  # average glyph width at 12px, for laying out legend entries
+
+
+def _legend_layout(frame: _Frame, labels: Sequence[str]) -> list[tuple[float, int]]:
+    """(x, row) of each legend entry, flowing left to right under the plot."""
+    places = []
+    x, row = float(frame.left), 0
+    for label in labels:
+        width = 22 + len(label) * _CHAR_W + 14
+        if x + width > frame.width - frame.right and x > frame.left:
+            x, row = float(frame.left), row + 1
+        places.append((x, row))
+        x += width
+    return places
+
 
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     if high <= low:
@@ -69,12 +91,10 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / count
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    start = math.floor(low / step) * step
-    ticks = []
-    value = start
-    while value <= high + step * 1e-9:
-        ticks.append(round(value, 12))
-        value += step
+    start = math.floor(low / step + 1e-9) * step
+    ticks = [round(start, 12)]
+    while ticks[-1] < high - step * 1e-9:  # the last tick is at or above the highest value
+        ticks.append(round(ticks[-1] + step, 12))
     return ticks
 
 
@@ -89,7 +109,7 @@ def _fmt(value: float, unit: str = "") -> str:
         if value == 0:
             return "$0"
         if abs(value) < 0.01:
-            return f"${value:.0e}".replace("e-0", "e-")
+            return "$" + f"{value:.6f}".rstrip("0")
         return f"${value:,.2f}"
     if abs(value) >= 1000 or (0 < abs(value) < 0.01):
         return f"{value:.0e}".replace("e-0", "e-").replace("e+0", "e")
@@ -111,6 +131,7 @@ def xy_chart(
 ) -> str:
     """A chart of points and lines, with axes, ticks, grid and a legend."""
     frame = _Frame(width, height)
+    frame.legend_rows = _legend_rows(frame, [s.label for s in series])
     xs = [x for s in series for x, _ in s.points if not log_x or x > 0]
     ys = [y for s in series for _, y in s.points]
     if not xs or not ys:
@@ -184,7 +205,8 @@ def stacked_bars(
     height: int = 340,
 ) -> str:
     """Vertical bars, one per category, each split into the ``stacks`` (label, values, colour)."""
-    frame = _Frame(width, height, bottom=70)
+    frame = _Frame(width, height, left=80, bottom=78)
+    frame.legend_rows = _legend_rows(frame, [label for label, _, _ in stacks])
     if not categories:
         return _empty(frame, title, "no data to plot")
     totals = [sum(values[i] for _, values, _ in stacks) for i in range(len(categories))]
@@ -229,8 +251,9 @@ def _shorten(text: str, limit: int = 26) -> str:
 
 def _open(frame: _Frame, title: str) -> str:
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {frame.width} {frame.height}" '
-        f'width="{frame.width}" height="{frame.height}" role="img" style="{_FONT}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {frame.width} '
+        f'{frame.total_height}" width="{frame.width}" height="{frame.total_height}" role="img" '
+        f'style="{_FONT}">'
         f"<title>{escape(title)}</title>"
         f'<rect width="100%" height="100%" fill="#fff"/>'
         f'<text x="{frame.left}" y="18" font-weight="600" font-size="14" fill="#111">'
@@ -281,16 +304,22 @@ def _axes(
     return parts
 
 
+def _legend_rows(frame: _Frame, labels: Sequence[str]) -> int:
+    places = _legend_layout(frame, labels)
+    return places[-1][1] + 1 if places else 0
+
+
 def _legend(frame: _Frame, entries: Sequence[tuple[str, str, bool]]) -> str:
     rows = []
-    x = frame.left + frame.plot_w - 8
-    for i, (label, fill, dashed) in enumerate(entries):
-        y = frame.top + 8 + i * 16
+    for (label, fill, dashed), (x, row) in zip(
+        entries, _legend_layout(frame, [e[0] for e in entries]), strict=True
+    ):
+        y = frame.height + 4 + row * _LEGEND_ROW
         dash = ' stroke-dasharray="4,3"' if dashed else ""
         rows.append(
-            f'<line x1="{x - 14}" y1="{y}" x2="{x}" y2="{y}" stroke="{fill}" '
+            f'<line x1="{x:.1f}" y1="{y}" x2="{x + 16:.1f}" y2="{y}" stroke="{fill}" '
             f'stroke-width="3"{dash}/>'
-            f'<text x="{x - 18}" y="{y + 4}" text-anchor="end" fill="#222">{escape(label)}</text>'
+            f'<text x="{x + 22:.1f}" y="{y + 4}" fill="#222">{escape(label)}</text>'
         )
     return '<g class="legend">' + "".join(rows) + "</g>"
 
