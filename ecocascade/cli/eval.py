@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -116,8 +117,10 @@ def eval_command(
         if (out_dir / "results.json").exists():
             err.print(f"interrupted — partial results in {out_dir / 'results.json'}")
         raise
-    print_summary(run.results(), Console())
-    Console().print(
+    # Piped output (CI logs, `| tee`) gets the full table rather than rich's 80-column default.
+    out = Console() if sys.stdout.isatty() else Console(width=120)
+    print_summary(run.results(), out)
+    out.print(
         f"\nreport: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}"
         f" · every attempt: {out_dir / 'tasks.jsonl'}"
     )
