@@ -118,9 +118,9 @@ def eval_command(
             err.print(f"interrupted — partial results in {out_dir / 'results.json'}")
         raise
     # Piped output (CI logs, `| tee`) gets the full table rather than rich's 80-column default.
-    out = Console() if sys.stdout.isatty() else Console(width=120)
-    print_summary(run.results(), out)
-    out.print(
+    console = Console() if sys.stdout.isatty() else Console(width=120)
+    print_summary(run.results(), console)
+    console.print(
         f"\nreport: {out_dir / 'report.html'}\nresults: {out_dir / 'results.json'}"
         f" · every attempt: {out_dir / 'tasks.jsonl'}"
     )
