@@ -56,6 +56,11 @@ _EXPORTS: dict[str, str] = {
     # AutoGen agents as solvers
     "AutoGenSolver": "ecocascade.agents.solver",
     "CodeSolver": "ecocascade.agents.code",
+    # scenario evals and record/replay of model responses
+    "Scenario": "ecocascade.eval.scenario",
+    "Tape": "ecocascade.models.tape",
+    "load_scenario": "ecocascade.eval.scenario",
+    "run_eval": "ecocascade.eval.runner",
     # config
     "CascadeConfig": "ecocascade.config.schema",
     "load_config": "ecocascade.config.loader",
@@ -116,12 +121,14 @@ __all__ = [
     "ResponseCache",
     "RetryPolicy",
     "Router",
+    "Scenario",
     "SentenceTransformerEmbedder",
     "Solution",
     "SolutionRecord",
     "SolutionStore",
     "SolutionStoreError",
     "Solver",
+    "Tape",
     "Task",
     "Tier",
     "TierClient",
@@ -129,8 +136,10 @@ __all__ = [
     "Verdict",
     "__version__",
     "load_config",
+    "load_scenario",
     "read_recorded",
     "replay_tier",
+    "run_eval",
 ]
 
 
@@ -159,6 +168,8 @@ if TYPE_CHECKING:
     from ecocascade.controller.demos import DemoSettings, DemoTemplate
     from ecocascade.controller.result import Attempt, CascadeResult
     from ecocascade.controller.solvers import ChatSolver
+    from ecocascade.eval.runner import run_eval
+    from ecocascade.eval.scenario import Scenario, load_scenario
     from ecocascade.exceptions import (
         CascadeFailedError,
         ConfigError,
@@ -175,6 +186,7 @@ if TYPE_CHECKING:
     from ecocascade.judges.learned import LearnedJudge
     from ecocascade.judges.llm import LLMJudge
     from ecocascade.models.client import TierClient
+    from ecocascade.models.tape import Tape
     from ecocascade.models.tier import Price, RetryPolicy, Tier
     from ecocascade.replay.data import RecordedDataset, read_recorded
     from ecocascade.replay.provider import replay_tier
