@@ -256,3 +256,31 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path: Path, server: FakeLLMServ
     (small,) = results["strategies"]
     assert small["tasks"] == 1 and small["success_rate"] == 1.0
     assert "did not finish" in (out / "report.html").read_text()
+
+
+def test_concurrent_tasks_give_the_same_metrics_in_task_order(
+    tmp_path: Path, server: FakeLLMServer
+) -> None:
+    server.always("small", answer_from(SMALL))
+    server.always("large", answer_from(LARGE))
+    out = tmp_path / "out"
+    done = run_cli(
+        scenario_file(tmp_path, server), "-s", "hierarchy", "--concurrency", "4", "--out", out
+    )
+    assert done.returncode == 0, done.stderr
+    (hierarchy,) = json.loads((out / "results.json").read_text())["strategies"]
+    assert hierarchy["success_rate"] == 0.75
+    assert hierarchy["total_cost_usd"] == pytest.approx(4 * SMALL_CALL + LARGE_CALL)
+    assert len(server.requests_for("small")) == 4
+
+
+def test_bad_flags_are_usage_errors(tmp_path: Path, server: FakeLLMServer) -> None:
+    scenario = scenario_file(tmp_path, server)
+    for args, message in (
+        (("-s", "fastest"), "unknown strategy 'fastest'"),
+        (("--concurrency", "0"), "--concurrency: must be >= 1"),
+        (("--record", tmp_path / "a", "--replay", tmp_path / "b"), "not both"),
+    ):
+        done = run_cli(scenario, *args, "--out", tmp_path / "out")
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr
