@@ -27,6 +27,9 @@ TrainOpt = Annotated[
         dir_okay=False,
     ),
 ]
+LogLevel = Annotated[
+    str, typer.Option("--log-level", help="Show log events at this level and above (stderr).")
+]
 EmbedderOpt = Annotated[
     str,
     typer.Option("--embedder", help="sentence-transformers[:PATH] (default) or litellm:MODEL."),
@@ -52,6 +55,7 @@ def tune(
         ),
     ] = False,
     embedder: EmbedderOpt = "sentence-transformers",
+    log_level: LogLevel = "warning",
 ) -> None:
     """Choose tiers, judge thresholds and router from train data only; write a runnable config.
 
@@ -60,10 +64,12 @@ def tune(
     the records (learned scores cross-fitted). Without a target or budget the target is the most
     accurate single model's train accuracy.
     """
+    from ecocascade.cli.logs import configure_logging
     from ecocascade.exceptions import ConfigError
     from ecocascade.store.embedders import embedder_from_spec
     from ecocascade.tuning.tuner import tune_files
 
+    configure_logging(log_level)
     if target_accuracy is not None and budget_per_query is not None:
         raise ConfigError("give --target-accuracy or --budget-per-query, not both", where="tune")
     started = time.perf_counter()
@@ -124,15 +130,18 @@ def bench_replay(
     folds: Annotated[int, typer.Option("--folds", min=2, help="Cross-validation folds.")] = 5,
     seed: Annotated[int, typer.Option("--seed", help="Fold assignment seed.")] = 0,
     embedder: EmbedderOpt = "sentence-transformers",
+    log_level: LogLevel = "warning",
 ) -> None:
     """Single models, the oracle, tuned cascades and a kNN router on recorded answers.
 
     Writes DIR/bench.json (per dataset: single_models, strategies, oracle, aiq, curves) and
     DIR/bench.html (table and cost/accuracy plot), and prints the table.
     """
+    from ecocascade.cli.logs import configure_logging
     from ecocascade.exceptions import ConfigError
     from ecocascade.store.embedders import embedder_from_spec
 
+    configure_logging(log_level)
     evals = list(eval_ or [])
     if evals and len(train) not in (1, len(evals)):
         raise ConfigError(

@@ -66,7 +66,7 @@ def test_tune_run_and_bench_replay_end_to_end(
     assert 0.0 < report["aiq"]["knn_router"] <= 1.0 and 0.0 < report["aiq"]["cascade"] <= 1.0
     page = (outdir / "bench.html").read_text()
     assert "<svg" in page and "synthetic_train" in page
-    assert "AIQ: cascade" in out
+    assert "AIQ: cascade" in out and "cascade.attempt" not in out  # log events stay off stdout
 
 
 def test_tune_refuses_a_target_and_a_budget_together(
