@@ -16,10 +16,12 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ecocascade._env import import_litellm
+from ecocascade.exceptions import ConfigError
 from ecocascade.models.tier import Tier
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, read_recorded
 
@@ -27,6 +29,7 @@ __all__ = [
     "RECORDED_COST_KEY",
     "REPLAY_PREFIX",
     "ensure_replay_provider",
+    "prepare_replay_tiers",
     "register_dataset",
     "replay_tier",
 ]
@@ -80,13 +83,30 @@ def register_dataset(dataset: RecordedDataset) -> None:
 
 def replay_tier(model: str, data: str | Path | None = None, *, name: str | None = None) -> Tier:
     """A tier that replays ``model``'s recorded answers (from ``data``, else registered data)."""
-    ensure_replay_provider()
-    return Tier(
+    tier = Tier(
         f"{REPLAY_PREFIX}{model}",
         api_base=str(Path(data).resolve()) if data is not None else None,
         name=name,
         timeout_s=30.0,
     )
+    prepare_replay_tiers([tier])
+    return tier
+
+
+def prepare_replay_tiers(tiers: Sequence[Tier]) -> None:
+    """Register the provider and read the recorded files that ``replay/`` tiers name, so a
+    missing or malformed file is a :class:`ConfigError` now, not a failed call later."""
+    replaying = [t for t in tiers if t.model.startswith(REPLAY_PREFIX)]
+    if not replaying:
+        return
+    ensure_replay_provider()
+    for tier in replaying:
+        for path in (tier.api_base or "").split(os.pathsep):
+            if path:
+                try:
+                    _index_for_path(path)
+                except ConfigError as error:
+                    raise ConfigError(str(error), where=f"tier {tier.label}: api_base") from None
 
 
 def _index_for_path(path: str) -> _Index:
@@ -155,7 +175,12 @@ def _make_provider(litellm: Any) -> Any:
             messages = list(kwargs.get("messages") or [])
             api_base = kwargs.get("api_base") or None
             started = time.perf_counter()
-            answer = lookup(model, messages, api_base)
+            try:
+                answer = lookup(model, messages, api_base)
+            except ConfigError as error:  # the recorded file went missing: not worth a retry
+                raise litellm.BadRequestError(
+                    message=f"replay: {error}", model=model, llm_provider="replay"
+                ) from None
             if answer is None:
                 raise litellm.NotFoundError(
                     message=f"replay: no recorded answer of {model} for this query",

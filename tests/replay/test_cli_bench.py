@@ -78,3 +78,19 @@ def test_tune_refuses_a_target_and_a_budget_together(
         "--target-accuracy", "0.9", "--budget-per-query", "0.01",
     )  # fmt: skip
     assert code != 0 and "not both" in err
+
+
+def test_bench_replay_tunes_on_the_train_file_and_scores_the_eval_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train = write_routerbench_csv(synthetic_dataset(40, seed=1), tmp_path / "t_train.csv")
+    test = write_routerbench_csv(synthetic_dataset(20, seed=2), tmp_path / "t_test.csv")
+    code, _, err = invoke(
+        capsys, "bench", "replay", "--train", str(train), "--eval", str(test),
+        "--out", str(tmp_path / "b"),
+    )  # fmt: skip
+    assert code == 0, err
+    [report] = json.loads((tmp_path / "b" / "bench.json").read_text())["datasets"]
+    assert report["dataset"] == "t_test" and report["items"] == 20
+    assert report["protocol"] == "tuned on the train file, scored on the eval file"
+    assert all(len(s["configs"]) == 1 for s in report["strategies"] if "cascade" in s["name"])

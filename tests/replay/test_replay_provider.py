@@ -201,3 +201,22 @@ def test_unreadable_recorded_files_are_config_errors(tmp_path: Path) -> None:
     jsonl.write_text("{not json\n")
     with pytest.raises(ConfigError, match=r"tasks\.jsonl"):
         read_recorded(jsonl)
+
+
+def test_a_config_naming_a_missing_recorded_file_fails_at_build_naming_the_tier(
+    tmp_path: Path,
+) -> None:
+    from ecocascade.config.loader import parse_config
+
+    config = parse_config(
+        {
+            "tiers": [{"model": "replay/small", "api_base": str(tmp_path / "gone.csv")}],
+            "judge": {
+                "type": "any",
+                "judges": [{"type": "agreement", "references": [{"model": "replay/medium"}]}],
+            },
+        }
+    )
+    with pytest.raises(ConfigError, match="no such file") as raised:
+        config.build()
+    assert raised.value.where == "tier replay/small: api_base"
