@@ -329,6 +329,14 @@ class RouterSpec(_Strict):
         )
 
 
+def _judge_references(spec: Any) -> list[TierSpec]:
+    """The tiers an agreement judge asks, however deeply it is nested in all/any."""
+    found: list[TierSpec] = list(getattr(spec, "references", []))
+    for inner in getattr(spec, "judges", []):
+        found += _judge_references(inner)
+    return found
+
+
 class CascadeConfig(_Strict):
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
     judge: JudgeSpec
@@ -342,11 +350,12 @@ class CascadeConfig(_Strict):
         from ecocascade.controller.cascade import Cascade
 
         solutions = self.solutions or SolutionsSpec(enabled=False)
-        references = getattr(self.judge, "references", [])
+        references = _judge_references(self.judge)
         if any(t.model.startswith("replay/") for t in [*self.tiers, *references]):
-            from ecocascade.replay.provider import ensure_replay_provider
+            from ecocascade.replay.provider import prepare_replay_tiers
 
-            ensure_replay_provider()  # replay/<model> tiers answer from recorded data
+            # replay/<model> tiers answer from recorded data: check it is there
+            prepare_replay_tiers([t.to_tier() for t in [*self.tiers, *references]])
         return Cascade(
             [t.to_tier() for t in self.tiers],
             self.judge.build(),
