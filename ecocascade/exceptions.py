@@ -15,16 +15,22 @@ loudly and handle the second::
     │   ├── ProviderRejectedError    any other 4xx: bad key, unknown model, bad request
     │   ├── LocalModelMissingError   a local/<name> tier whose model is unknown or not pulled
     │   └── LocalServerError         a local model server failed to start (bad GGUF, port taken)
+    ├── SolverError                  a solver crashed part-way; carries what it had spent
     ├── JudgeError                   a judge could not reach a verdict (its model failed, …)
     ├── SolutionStoreError           the solution store is unreachable or unreadable
     └── CascadeFailedError           no tier produced an accepted answer; carries the result
 
-Exceptions carry data (model, status, retry-after, the full result) and never log.
+Exceptions carry data (model, status, retry-after, the full result) and never log. A
+``ProviderError`` or ``SolverError`` that ends a solver's attempt also carries what the attempt
+had already spent (``spent_usd``, ``spent_usage``: e.g. an agent team's earlier model calls), so
+the cascade's results and budget count it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from ecocascade.types import Usage
 
 if TYPE_CHECKING:
     from ecocascade.controller.result import CascadeResult
@@ -45,6 +51,7 @@ __all__ = [
     "ProviderUnavailableError",
     "RateLimitedError",
     "SolutionStoreError",
+    "SolverError",
 ]
 
 
@@ -69,9 +76,16 @@ class JudgeUnavailableError(ConfigError):
 
 
 class ProviderError(EcoCascadeError):
-    """A model call failed. ``transient`` errors were retried before this was raised."""
+    """A model call failed. ``transient`` errors were retried before this was raised.
+
+    ``spent_usd`` and ``spent_usage`` are what the solver's attempt had spent before this call
+    failed (0 for a single-call solver; an agent team's earlier calls otherwise); ``spent_usd`` is
+    ``None`` when unknown (a tier without a price).
+    """
 
     transient: bool = False
+    spent_usd: float | None = 0.0
+    spent_usage: Usage = Usage()
 
     def __init__(
         self,
@@ -151,6 +165,27 @@ _KINDS: dict[type[ProviderError], str] = {
     LocalModelMissingError: "model_missing",
     LocalServerError: "local_server",
 }
+
+
+class SolverError(EcoCascadeError):
+    """A solver failed part-way for a reason other than a model call (an agent crashed, …),
+    after spending ``spent_usd`` (``None``: unknown) and ``spent_usage``. ``kind`` names the
+    original error, which is also the ``__cause__``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        spent_usd: float | None = 0.0,
+        spent_usage: Usage | None = None,
+        retries: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.spent_usd = spent_usd
+        self.spent_usage = spent_usage or Usage()
+        self.retries = retries
+        super().__init__(message)
 
 
 class JudgeError(EcoCascadeError):
