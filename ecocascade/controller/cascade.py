@@ -38,13 +38,13 @@ from ecocascade._env import import_litellm
 from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
-from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
+from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import AttemptContext, Router, reset_attempt, set_attempt
 from ecocascade.sandbox import extract_python_code
 from ecocascade.store.records import SolutionRecord, record_id
-from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Verdict
+from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Usage, Verdict
 
 if TYPE_CHECKING:
     from ecocascade.cache.cache import CacheHit, ResponseCache
@@ -428,6 +428,8 @@ class Cascade:
                 verdict="error",
                 error=error.kind,
                 error_message=str(error),
+                usage=error.spent_usage,  # what the attempt spent before the call that failed
+                cost_usd=error.spent_usd,
                 latency_s=time.perf_counter() - started,
                 retries=error.retries,
             )
@@ -437,14 +439,18 @@ class Cascade:
             raise
         except Exception as error:  # a crashing solver must not lose the query
             bound.warning("cascade.solver_crashed", tier=index, model=client.label, exc_info=error)
+            spent = error if isinstance(error, SolverError) else None
             attempt = Attempt(
                 tier=index,
                 model=client.label,
                 local=client.tier.is_local,
                 verdict="error",
-                error=type(error).__name__,
+                error=spent.kind if spent else type(error).__name__,
                 error_message=str(error),
+                usage=spent.spent_usage if spent else Usage(),
+                cost_usd=spent.spent_usd if spent else 0.0,
                 latency_s=time.perf_counter() - started,
+                retries=spent.retries if spent else 0,
             )
             self._log_attempt(bound, attempt)
             return attempt
