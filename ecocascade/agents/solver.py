@@ -34,7 +34,7 @@ from autogen_core.models import CreateResult
 
 from ecocascade.agents.client import LiteLLMChatCompletionClient
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
-from ecocascade.exceptions import ConfigError, ProviderError
+from ecocascade.exceptions import ConfigError, ProviderError, SolverError
 from ecocascade.models.client import TierClient
 from ecocascade.types import Message, Solution, Task, Usage
 
@@ -162,15 +162,28 @@ class AutoGenSolver:
             finally:
                 if isinstance(runner, ChatAgent):
                     await runner.close()
-        except ProviderError:
+        except ProviderError as error:
             self._log_spent(client, "provider_error")
+            _add_spend(error, client)
+            raise
+        except ConfigError:
             raise
         except Exception as error:
             if client.last_error is not None:  # the typed error an AutoGen team flattened
                 self._log_spent(client, "provider_error")
+                _add_spend(client.last_error, client)
                 raise client.last_error from error
             self._log_spent(client, type(error).__name__)
-            raise
+            if client.calls == 0:
+                raise
+            usage = client.total_usage()
+            raise SolverError(
+                f"{type(error).__name__}: {error}",
+                kind=type(error).__name__,
+                spent_usd=client.total_cost_usd,
+                spent_usage=Usage(usage.prompt_tokens, usage.completion_tokens),
+                retries=client.retries,
+            ) from error
         finally:
             await client.close()
         usage = client.total_usage()
@@ -233,6 +246,13 @@ class AutoGenSolver:
             tokens_out=usage.completion_tokens,
             cost_usd=client.total_cost_usd,
         )
+
+
+def _add_spend(error: ProviderError, client: LiteLLMChatCompletionClient) -> None:
+    """Put on ``error`` what the run spent before it (the failed call itself cost nothing)."""
+    usage = client.total_usage()
+    error.spent_usd = client.total_cost_usd
+    error.spent_usage = Usage(usage.prompt_tokens, usage.completion_tokens)
 
 
 async def _close(stream: Any, token: CancellationToken) -> None:

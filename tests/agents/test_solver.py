@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.agents import AssistantAgent, BaseChatAgent
+from autogen_agentchat.base import Response
 from autogen_agentchat.conditions import TextMentionTermination
+from autogen_agentchat.messages import BaseChatMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
+from autogen_core import CancellationToken
 from structlog.testing import capture_logs
 
 from ecocascade import (
@@ -183,6 +186,65 @@ async def test_a_provider_error_inside_a_team_is_recorded_with_its_type(
     assert first.error_message is not None and "bad request" in first.error_message
     assert result.success and result.tier == 1
     assert any(e["event"] == "agents.run_failed" for e in logs)
+
+
+async def test_a_provider_error_on_a_later_call_keeps_what_the_earlier_calls_cost(
+    server: FakeLLMServer,
+) -> None:
+    """A team whose second model call fails: the failed attempt still carries the first call's
+    usage and cost, and the result's total counts it."""
+    server.script(
+        "small",
+        Reply("Draft: Lyon.", prompt_tokens=40, completion_tokens=4),
+        Fault.status(400, "bad request"),
+    )
+    server.script("large", "Draft: Paris.", "Fine.")
+    cascade = Cascade(
+        tiers(server, "small", "large"),
+        ContainsJudge("Fine"),
+        solver=AutoGenSolver(writer_and_critic),
+    )
+    result = await cascade.run("Capital of France?")
+    first = result.attempts[0]
+    assert (first.verdict, first.error) == ("error", "rejected")
+    assert (first.usage.input_tokens, first.usage.output_tokens) == (40, 4)
+    assert first.cost_usd == pytest.approx(cost(40, 4))
+    assert result.cost_usd == pytest.approx(cost(40, 4) + result.attempts[1].cost_usd)
+
+
+async def test_an_agent_crash_after_a_paid_call_keeps_what_was_spent(
+    server: FakeLLMServer,
+) -> None:
+    """An agent that raises after the team's first (paid) call: the attempt fails with the
+    crash's type, and with what the first call cost."""
+    server.script("m", Reply("Draft.", prompt_tokens=30, completion_tokens=3))
+
+    class Crasher(BaseChatAgent):
+        @property
+        def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+            return (TextMessage,)
+
+        async def on_messages(
+            self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken
+        ) -> Response:
+            raise ValueError("critic fell over")
+
+        async def on_reset(self, cancellation_token: CancellationToken) -> None:
+            pass
+
+    def team(client: LiteLLMChatCompletionClient) -> RoundRobinGroupChat:
+        return RoundRobinGroupChat(
+            [AssistantAgent("writer", model_client=client), Crasher("critic", "crashes")],
+            max_turns=2,
+        )
+
+    cascade = Cascade(tiers(server, "m"), ContainsJudge("x"), solver=AutoGenSolver(team))
+    result = await cascade.run("Hi")
+    attempt = result.attempts[0]
+    assert attempt.error == "RuntimeError"  # AutoGen re-raises an agent's error as RuntimeError
+    assert attempt.error_message is not None and "critic fell over" in attempt.error_message
+    assert (attempt.usage.input_tokens, attempt.usage.output_tokens) == (30, 3)
+    assert attempt.cost_usd == pytest.approx(cost(30, 3))
 
 
 async def test_max_turns_cancels_a_team_that_would_talk_longer(server: FakeLLMServer) -> None:
