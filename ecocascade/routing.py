@@ -22,6 +22,7 @@ __all__ = [
     "AttemptContext",
     "HistoryRouter",
     "Router",
+    "SolutionStoreRouter",
     "current_attempt",
     "recorded_model_name",
 ]
@@ -193,3 +194,35 @@ class HistoryRouter:
                 where="router.embedder",
             )
         return cls(vectors, correct, meta["models"], embedder, k=k, skip_below=skip_below)
+
+
+class SolutionStoreRouter:
+    """Starts at the cheapest tier whose model solved one of the query's nearest neighbours in
+    the solution store (whose records carry the model that answered them).
+
+    The ``k`` most similar stored solutions with cosine similarity ≥ ``threshold`` vote; the
+    start is the lowest ladder index among their models (matched by tier label, or by recorded
+    name for ``replay/`` tiers). No neighbour, or none solved by a model on this ladder: tier 0.
+    A neighbour only solved by the top tier sends the query straight there.
+    """
+
+    def __init__(
+        self, store: Any, *, namespace: str = "default", k: int = 3, threshold: float = 0.8
+    ) -> None:
+        from ecocascade.exceptions import ConfigError
+
+        if k < 1:
+            raise ConfigError(f"must be >= 1, got {k}", where="router.k")
+        self.store = store
+        self.namespace = namespace
+        self.k = k
+        self.threshold = threshold
+
+    async def start_tier(self, query: str, tiers: Sequence[Tier]) -> int:
+        found = await self.store.search(
+            query, namespace=self.namespace, k=self.k, threshold=self.threshold
+        )
+        index = {t.label: i for i, t in enumerate(tiers)}
+        index.update({recorded_model_name(t.label): i for i, t in enumerate(tiers)})
+        solved = [index[d.model] for d in found if d.model in index]
+        return min(solved) if solved else 0

@@ -14,7 +14,7 @@ from ecocascade.judges.agreement import AgreementJudge, extract_answer
 from ecocascade.judges.learned import LearnedJudge, Record
 from ecocascade.replay.data import RecordedDataset
 from ecocascade.replay.provider import register_dataset, replay_tier
-from ecocascade.routing import HistoryRouter
+from ecocascade.routing import HistoryRouter, SolutionStoreRouter
 
 from .conftest import WordsEmbedder, synthetic_dataset
 
@@ -194,3 +194,30 @@ async def test_history_router_saves_and_loads(embedder: WordsEmbedder, tmp_path:
     loaded = HistoryRouter.load(tmp_path / "router.npz", embedder, k=3)
     [vector] = await embedder.embed([ds.items[3].query])
     assert np.array_equal(router.success_rates(vector), loaded.success_rates(vector))
+
+
+async def test_solution_store_router_starts_where_similar_queries_were_solved(
+    embedder: WordsEmbedder, tmp_path: Path
+) -> None:
+    from ecocascade.store.chroma import SolutionStore
+    from ecocascade.store.records import SolutionRecord, record_id
+
+    store = SolutionStore(tmp_path / "store", embedder=embedder)
+    for query, model in [
+        ("hard tides question about the moon", "replay/large"),
+        ("easy plants question about leaves", "replay/small"),
+    ]:
+        await store.record(
+            SolutionRecord(
+                id=record_id(query, "default"),
+                namespace="default",
+                query=query,
+                solution="A",
+                model=model,
+            )
+        )
+    router = SolutionStoreRouter(store, k=1, threshold=0.5)
+    tiers = [replay_tier("small"), replay_tier("medium"), replay_tier("large")]
+    assert await router.start_tier("hard tides question about the sea", tiers) == 2
+    assert await router.start_tier("easy plants question about roots", tiers) == 0
+    assert await router.start_tier("something unrelated entirely", tiers) == 0
