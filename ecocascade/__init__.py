@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "HistoryRouter": "ecocascade.routing",
     "RecordedDataset": "ecocascade.replay.data",
     "Router": "ecocascade.routing",
+    "SolutionStoreRouter": "ecocascade.routing",
     "read_recorded": "ecocascade.replay.data",
     "replay_tier": "ecocascade.replay.provider",
     # response cache
@@ -127,6 +128,7 @@ __all__ = [
     "SolutionRecord",
     "SolutionStore",
     "SolutionStoreError",
+    "SolutionStoreRouter",
     "Solver",
     "Tape",
     "Task",
@@ -190,7 +192,7 @@ if TYPE_CHECKING:
     from ecocascade.models.tier import Price, RetryPolicy, Tier
     from ecocascade.replay.data import RecordedDataset, read_recorded
     from ecocascade.replay.provider import replay_tier
-    from ecocascade.routing import HistoryRouter, Router
+    from ecocascade.routing import HistoryRouter, Router, SolutionStoreRouter
     from ecocascade.store.chroma import SolutionStore
     from ecocascade.store.embedders import LiteLLMEmbedder, SentenceTransformerEmbedder
     from ecocascade.store.records import SolutionRecord
