@@ -20,6 +20,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable
+from copy import deepcopy
 from typing import Any, TypeAlias
 
 import structlog
@@ -212,6 +213,7 @@ class AutoGenSolver:
         token = CancellationToken()
         said: list[BaseAgentEvent | BaseChatMessage] = []
         turns = 0
+        termination = await _fresh(self.termination)
         stream = runner.run_stream(task=message, cancellation_token=token)
         try:
             async for item in stream:
@@ -223,13 +225,16 @@ class AutoGenSolver:
                 if not isinstance(item, BaseChatMessage) or item.source == "user":
                     continue
                 turns += 1
-                stop = await self.termination([item]) if self.termination is not None else None
+                stop = await termination([item]) if termination is not None else None
                 if stop is not None or (self.max_turns is not None and turns >= self.max_turns):
                     reason = stop.content if stop is not None else f"max_turns={self.max_turns}"
                     log.info("agents.stopped", reason=reason, turns=turns)
                     # The team is thrown away after this run: nothing to keep consistent.
                     token.cancel()
                     return TaskResult(messages=said, stop_reason=reason)
+        except BaseException:
+            token.cancel()  # stop the team's pending calls: nothing will read their results
+            raise
         finally:
             await _close(stream, token)
         raise RuntimeError("the agent's stream ended without a result")
@@ -246,6 +251,19 @@ class AutoGenSolver:
             tokens_out=usage.completion_tokens,
             cost_usd=client.total_cost_usd,
         )
+
+
+async def _fresh(condition: TerminationCondition | None) -> TerminationCondition | None:
+    """A reset copy of ``condition`` for one run: the instance the caller gave is shared by every
+    tier and query, and AutoGen's conditions raise ``TerminatedException`` once they have fired."""
+    if condition is None:
+        return None
+    try:
+        copy = type(condition).load_component(condition.dump_component())
+    except Exception:  # a condition that is not a serialisable component
+        copy = deepcopy(condition)
+    await copy.reset()
+    return copy
 
 
 def _add_spend(error: ProviderError, client: LiteLLMChatCompletionClient) -> None:

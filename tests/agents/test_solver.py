@@ -278,6 +278,35 @@ async def test_a_termination_condition_stops_the_run(server: FakeLLMServer) -> N
     assert len(server.requests_for("m")) == 2
 
 
+async def test_one_termination_condition_serves_every_tier_and_query(
+    server: FakeLLMServer,
+) -> None:
+    """The condition given to the solver fires on tier 0, then again on tier 1, and again for a
+    second query: each run gets a fresh copy, so a fired condition never breaks the next one."""
+    server.script("small", "Lyon DONE", "Lyon DONE")
+    server.script("large", "Paris DONE", "Paris DONE")
+
+    def pair(client: LiteLLMChatCompletionClient) -> RoundRobinGroupChat:
+        a = AssistantAgent("a", model_client=client)
+        b = AssistantAgent("b", model_client=client)
+        return RoundRobinGroupChat([a, b], max_turns=10)
+
+    condition = TextMentionTermination("DONE")
+    cascade = Cascade(
+        tiers(server, "small", "large"),
+        ContainsJudge("Paris"),
+        solver=AutoGenSolver(pair, termination=condition),
+    )
+    for query in ("Capital of France?", "And again: capital of France?"):
+        result = await cascade.run(query)
+        assert [(a.verdict, a.answer) for a in result.attempts] == [
+            ("reject", "Lyon DONE"),
+            ("accept", "Paris DONE"),
+        ]
+    assert not condition.terminated
+    assert len(server.requests_for("small")) == len(server.requests_for("large")) == 2
+
+
 async def test_an_async_factory_is_awaited(server: FakeLLMServer) -> None:
     """A factory may be a coroutine function."""
     server.script("m", "hello")
