@@ -3,10 +3,6 @@ answers. Heavy modules (numpy, the embedder, LiteLLM) are imported inside the co
 
 from __future__ import annotations
 
-import asyncio
-import shlex
-import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,6 +60,9 @@ def tune(
     the records (learned scores cross-fitted). Without a target or budget the target is the most
     accurate single model's train accuracy.
     """
+    import asyncio
+    import time
+
     from ecocascade.cli.logs import configure_logging
     from ecocascade.exceptions import ConfigError
     from ecocascade.store.embedders import embedder_from_spec
@@ -137,6 +136,10 @@ def bench_replay(
     Writes DIR/bench.json (per dataset: single_models, strategies, oracle, aiq, curves) and
     DIR/bench.html (table and cost/accuracy plot), and prints the table.
     """
+    import asyncio
+    import shlex
+    import sys
+
     from ecocascade.cli.logs import configure_logging
     from ecocascade.exceptions import ConfigError
     from ecocascade.store.embedders import embedder_from_spec
@@ -202,6 +205,8 @@ async def _bench(
 
 async def _run_config(config: Path, data: Path, *, in_sample: bool) -> dict[str, Any]:
     """The real Cascade, built from ``config``, over every item of ``data``."""
+    import time
+
     import numpy as np
 
     from ecocascade.config.loader import load_config

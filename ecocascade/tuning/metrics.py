@@ -83,7 +83,8 @@ def knn_router(
     scale = float(np.nan_to_num(cost[train]).mean(axis=0).max()) or 1.0
     results: list[tuple[Array, Array]] = []
     for lam in lambdas:
-        choice = np.argmax(acc_hat - (lam / scale) * cost_hat, axis=1)
+        # ties (equal estimated accuracy at λ=0) go to the cheaper model
+        choice = np.argmax(acc_hat - (lam / scale + 1e-9 / scale) * cost_hat, axis=1)
         ok = answered[test, choice]
         results.append(
             (
