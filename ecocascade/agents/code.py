@@ -127,9 +127,22 @@ class _Secrets:
             code = code.replace("{{" + name + "}}", value)
         return code
 
-    def mask(self, text: str) -> str:
+    def mask(self, text: str, *, cut: bool = False) -> str:
+        """``text`` with every value replaced by ``<NAME>``. With ``cut`` (the text was truncated,
+        maybe inside a value), a start of a value left at the very end is dropped too."""
         for name, value in self._by_length:
             text = text.replace(value, f"<{name}>")
+        if cut:
+            partial = max(
+                (
+                    k
+                    for _, value in self._by_length
+                    for k in range(1, len(value))
+                    if text.endswith(value[:k])
+                ),
+                default=0,
+            )
+            text = text[: len(text) - partial]
         return text
 
 
@@ -188,7 +201,10 @@ class SandboxCodeExecutor(CodeExecutor):
         )
         cancellation_token.link_future(run)  # cancelling kills the process group
         result = await run
-        output = self._secrets.mask(result.stdout + result.stderr)
+        cut = result.truncated
+        output = self._secrets.mask(result.stdout, cut=cut) + self._secrets.mask(
+            result.stderr, cut=cut
+        )
         if result.truncated:
             output += f"\n[output truncated at {self.max_output_bytes} bytes]"
         if result.timed_out:

@@ -341,6 +341,21 @@ async def test_the_executor_joins_a_messages_blocks_into_one_script() -> None:
     assert executor.last_run is not None and executor.last_run.code == "x = 20\n\nprint(x + 22)\n"
 
 
+async def test_a_secret_cut_by_the_output_cap_is_not_shown_in_part() -> None:
+    """Output truncated in the middle of a secret's value shows no piece of that value."""
+    secret = "sk-live-0123456789abcdef"
+    executor = SandboxCodeExecutor(timeout_s=5, max_output_bytes=100, secrets={"KEY": secret})
+    for cut_at in (1, 5, len(secret) - 1):
+        code = f"import os; print('x' * {100 - cut_at} + os.environ['KEY'])"
+        result = await executor.execute_code_blocks(
+            [CodeBlock(code, "python")], CancellationToken()
+        )
+        shown = result.output.split("\n[output truncated")[0]
+        assert "[output truncated at 100 bytes]" in result.output
+        assert shown == "x" * (100 - cut_at), cut_at
+        assert secret[:3] not in result.output
+
+
 async def test_a_timed_out_run_is_reported_as_such() -> None:
     """Code past the wall-clock limit is killed; the model is told, the judge rejects it."""
     executor = SandboxCodeExecutor(timeout_s=0.5)
