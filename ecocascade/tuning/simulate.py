@@ -83,17 +83,6 @@ class Table:
     def mean_cost(self) -> Array:
         return np.asarray(self.cost.mean(axis=0), dtype=np.float64)
 
-    def subset(self, rows: npt.NDArray[np.int_]) -> Table:
-        return Table(
-            self.models,
-            self.correct[rows],
-            self.cost[rows],
-            self.answered[rows],
-            self.score[rows],
-            self.keys[rows],
-            self.route[rows],
-        )
-
 
 @dataclass(frozen=True)
 class Candidate:

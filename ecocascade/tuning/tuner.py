@@ -5,6 +5,7 @@ the cascade runs as is."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ async def tune_files(
     table = train_table(features, rows)
     candidate, acc, cost, count = tune(table, target=target, budget=budget)
     out = Path(out)
-    data = os_pathsep_join(paths) if replay else None
+    data = _joined_paths(paths) if replay else None
     config = candidate_config(candidate, features, out, data=data, embedder_spec=embedder_spec)
     import yaml
 
@@ -138,10 +139,9 @@ async def tune_files(
     return TuneResult(candidate, dataset.models, acc, cost, count, config)
 
 
-def os_pathsep_join(paths: Sequence[str | Path]) -> str:
-    import os
-
-    return os.pathsep.join(str(Path(p).resolve()) for p in paths)
+def _joined_paths(paths: Sequence[str | Path]) -> str:
+    """Absolute paths joined by ``os.pathsep``: a replay tier's ``api_base``."""
+    return os.pathsep.join(os.path.abspath(p) for p in paths)
 
 
 def candidate_config(
