@@ -294,8 +294,13 @@ async def run_eval(
 
 async def _warm_up_local_tiers(strategies: Sequence[Strategy]) -> None:
     """Start local model servers before timing anything, so the first strategy's latencies do
-    not include a model load the others never pay."""
+    not include a model load the others never pay (not when replaying: no model is called)."""
+    from ecocascade.models.tape import active_tape
     from ecocascade.models.tier import Tier
+
+    tape = active_tape()
+    if tape is not None and tape.mode == "replay":
+        return
 
     seen: set[str] = set()
     for strategy in strategies:
