@@ -54,6 +54,7 @@ __all__ = [
     "landlock_abi",
     "normalise_files",
     "run_python",
+    "without_fenced_blocks",
 ]
 
 log = structlog.get_logger(__name__)
@@ -91,8 +92,20 @@ def extract_python_code(text: str) -> str | None:
     return last_python if last_python is not None else last_untagged
 
 
+def without_fenced_blocks(text: str) -> str:
+    """``text`` with every fenced block removed, fences included — a block left open at the end
+    removes the rest of the text — parsed as :func:`extract_python_code` parses them."""
+    return "\n".join(_split_fences(text)[0])
+
+
 def _fenced_blocks(text: str) -> list[tuple[str, str]]:
     """Split markdown into ``(lower-cased tag, dedented code)`` for every fenced block."""
+    return _split_fences(text)[1]
+
+
+def _split_fences(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The lines outside fenced blocks, and ``(lower-cased tag, dedented code)`` per block."""
+    outside: list[str] = []
     blocks: list[tuple[str, str]] = []
     fence: str | None = None
     tag = ""
@@ -100,11 +113,10 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
     for line in text.splitlines():
         if fence is None:
             opening = _OPEN_FENCE.match(line)
-            if opening is None:
+            if opening is None or (opening["fence"][0] == "`" and "`" in opening["info"]):
+                outside.append(line)  # prose, or inline code such as ```x``` (CommonMark)
                 continue
             info = opening["info"]
-            if opening["fence"][0] == "`" and "`" in info:
-                continue  # inline code such as ```x```, not a fence (CommonMark)
             fence = opening["fence"]
             tag = info.split(maxsplit=1)[0].strip("{}.").lower() if info else ""
             body = []
@@ -117,7 +129,7 @@ def _fenced_blocks(text: str) -> list[tuple[str, str]]:
             body.append(line)
     if fence is not None:
         blocks.append((tag, _block_code(body)))
-    return blocks
+    return outside, blocks
 
 
 def _block_code(lines: list[str]) -> str:

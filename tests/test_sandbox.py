@@ -100,6 +100,13 @@ def test_an_indented_block_is_dedented() -> None:
     assert extract_python_code(text) == "if True:\n    print(4)\n"
 
 
+def test_without_fenced_blocks_removes_every_block_open_or_closed() -> None:
+    """Closed blocks of any language go, fences included; an open block takes the rest; inline
+    triple-backtick code is prose."""
+    text = "A\n```bash\nls\n```\nB ```x``` C\n~~~\nraw\n~~~\nD\n```python\nprint(1)\nmore"
+    assert sandbox.without_fenced_blocks(text) == "A\nB ```x``` C\nD"
+
+
 # --- run_python --------------------------------------------------------------------------------
 
 

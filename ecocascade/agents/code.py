@@ -52,6 +52,7 @@ from ecocascade.sandbox import (
     extract_python_code,
     normalise_files,
     run_python,
+    without_fenced_blocks,
 )
 from ecocascade.types import Message, Solution, Task
 
@@ -402,7 +403,8 @@ class CodeSolver:
         words = ""
         for message in reversed(result.messages):
             if isinstance(message, TextMessage) and message.source == "assistant":
-                words = _TERMINATE.sub("", _PYTHON_BLOCK.sub("", message.content))
+                # Every block, open or closed: only the code that ran may look like code.
+                words = _TERMINATE.sub("", without_fenced_blocks(message.content))
                 words = _BLANK_LINES.sub("\n\n", words).strip()
                 break
         return render_answer(words, executor.last_run, self.timeout_s)

@@ -291,6 +291,23 @@ async def test_an_assistant_that_never_finishes_stops_at_max_turns(server: FakeL
     assert solution.answer.endswith("[execution: exit code 0]")
 
 
+async def test_a_last_word_cut_inside_a_code_block_does_not_change_the_recorded_code(
+    server: FakeLLMServer,
+) -> None:
+    """A last message with an unclosed fence (cut at max_tokens) or another language's block:
+    the answer's code is still exactly the code that ran."""
+    server.script(
+        "m",
+        WORKING,
+        "It is 42.\n```bash\necho no\n```\nNext I would try:\n```python\nprint('never ran')",
+    )
+    solution = await CodeSolver(max_turns=1, timeout_s=5).solve(Task("6*7?"), client(server))
+    assert extract_python_code(solution.answer) == WORKING_CODE
+    assert "never ran" not in solution.answer and "echo no" not in solution.answer
+    assert solution.answer.startswith("It is 42.\nNext I would try:")
+    assert solution.answer.endswith("[execution: exit code 0]")
+
+
 async def test_an_answer_without_code_is_rejected(server: FakeLLMServer) -> None:
     """An assistant that answers in words only ran no code: the run judge rejects it."""
     server.script("m", "It is 42. TERMINATE")
