@@ -35,6 +35,9 @@ def test_tune_run_and_bench_replay_end_to_end(
     assert all(t["model"].startswith("replay/") for t in spec["tiers"])
     assert spec["tiers"][-1]["model"] == "replay/large"
     assert len(spec["tiers"]) >= 2  # the large model alone is not the cheapest way to 100%
+    # on this data the choice is deterministic: a learned judge and the history router, so the
+    # run below also loads the saved judge and router files through their config specs
+    assert spec["judge"]["type"] == "learned" and spec["router"]["type"] == "history"
 
     easy = ds.items[10]
     code, out, err = invoke(
