@@ -7,8 +7,11 @@ user, can read whatever that user can read and can use the network. What it does
   afterwards; support ``files`` (a tool module, a data file) are copied into it first;
 - writes outside that directory fail (``PermissionError``) where the kernel offers Landlock
   (Linux ≥ 5.13 with Landlock enabled; no privileges needed, root included): the child may
-  create, change and delete files only under its temp dir (plus ``writable_paths``) and may
-  write to ``/dev/null``-like devices. With Landlock ABI ≥ 6 it also cannot signal processes
+  write file contents and create, rename and delete directory entries only under its temp dir
+  (plus ``writable_paths``) and may write to ``/dev/null``-like devices. Landlock does not
+  cover metadata: ``chmod``, ``utime``, ``chown`` and extended attributes still work on any
+  file this user owns; and below Landlock ABI 3 (Linux < 6.2) ``truncate(2)`` of an outside
+  file is not confined either. With Landlock ABI ≥ 6 the child also cannot signal processes
   outside the sandbox. Where Landlock is missing, writes are **not** confined: a warning
   (``sandbox.writes_unconfined``) is logged once and ``ExecutionResult.writes_confined`` is
   ``False`` — nothing pretends otherwise;
