@@ -16,7 +16,8 @@ user, can read whatever that user can read and can use the network. What it does
   (``sandbox.writes_unconfined``) is logged once and ``ExecutionResult.writes_confined`` is
   ``False`` — nothing pretends otherwise;
 - the child sees only allow-listed environment variables, so API keys do not leak into it;
-- address space, CPU time and core dumps are capped with ``setrlimit``;
+- address space, CPU time, file size and core dumps are capped with ``setrlimit`` (at the CPU
+  limit the child gets SIGXCPU, then SIGKILL a second later);
 - the child runs in its own session; on timeout, on cancellation and after a normal exit the whole
   process group is killed, so grandchildren it spawned do not outlive the run (a grandchild that
   calls ``setsid()`` itself escapes the group and is out of reach);
@@ -210,6 +211,7 @@ async def run_python(
     timeout_s: float = 10.0,
     memory_mb: int | None = 512,
     cpu_s: int | None = None,
+    max_file_mb: int | None = 100,
     max_output_bytes: int = 64_000,
     env_allowlist: Collection[str] = ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR", "SYSTEMROOT"),
     extra_env: Mapping[str, str] | None = None,
@@ -222,11 +224,12 @@ async def run_python(
     """Run ``code`` as ``main.py`` in a fresh temp dir, isolated from the caller's Python set-up
     (``python -E -s``: no ``PYTHON*`` variables, no user site-packages), and report how it ended.
 
-    ``timeout_s`` is wall-clock; ``cpu_s`` (default ``ceil(timeout_s) + 1``) and ``memory_mb``
-    (address space; ``None`` for no limit) are enforced by the kernel. The child's environment
-    holds only the ``env_allowlist`` variables that are set here, then ``HOME`` and ``TMPDIR``
-    (the temp dir) and ``PYTHONDONTWRITEBYTECODE``, then ``extra_env``, which wins. ``stdin`` is
-    fed to the child; without it the child reads from ``/dev/null``.
+    ``timeout_s`` is wall-clock; ``cpu_s`` (default ``ceil(timeout_s) + 1``), ``memory_mb``
+    (address space) and ``max_file_mb`` (the largest file the code may write: a bigger write
+    fails with ``OSError: File too large``) are enforced by the kernel; ``None`` for no limit.
+    The child's environment holds only the ``env_allowlist`` variables that are set here, then
+    ``HOME`` and ``TMPDIR`` (the temp dir) and ``PYTHONDONTWRITEBYTECODE``, then ``extra_env``,
+    which wins. ``stdin`` is fed to the child; without it the child reads from ``/dev/null``.
 
     ``files`` (see :data:`SandboxFiles`) are written next to ``main.py`` first, so the code can
     import them: the script's own dir is the first entry of ``sys.path``.
@@ -237,6 +240,10 @@ async def run_python(
     cannot be started.
     """
     _validate(timeout_s, memory_mb, cpu_s, max_output_bytes, env_allowlist, python)
+    if max_file_mb is not None and (not isinstance(max_file_mb, int) or max_file_mb <= 0):
+        raise ConfigError(
+            f"must be a positive number of MiB or None, got {max_file_mb!r}", where="max_file_mb"
+        )
     support = normalise_files(files)
     extra_writable = _existing_paths(writable_paths)
     cpu_limit = cpu_s if cpu_s is not None else math.ceil(timeout_s) + 1
@@ -256,7 +263,7 @@ async def run_python(
                 [python, "-E", "-s", "-B", "main.py"],
                 cwd=workdir,
                 env=env,
-                preexec_fn=_limit_setter(memory_mb, cpu_limit, ruleset),
+                preexec_fn=_limit_setter(memory_mb, cpu_limit, max_file_mb, ruleset),
                 timeout_s=timeout_s,
                 max_output_bytes=max_output_bytes,
                 stdin=stdin,
@@ -399,7 +406,9 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _limit_setter(memory_mb: int | None, cpu_s: int, ruleset: int | None) -> Callable[[], None]:
+def _limit_setter(
+    memory_mb: int | None, cpu_s: int, file_mb: int | None, ruleset: int | None
+) -> Callable[[], None]:
     """Build the function the child runs between fork and exec: resource limits, then Landlock.
 
     Everything that can fail for a reason other than a kernel refusal (building the ruleset,
@@ -407,17 +416,22 @@ def _limit_setter(memory_mb: int | None, cpu_s: int, ruleset: int | None) -> Cal
     """
     import resource
 
-    wanted = [(resource.RLIMIT_CPU, cpu_s), (resource.RLIMIT_CORE, 0)]
+    # (limit, soft, hard). The CPU hard limit is a second later, so at the soft one the child gets
+    # SIGXCPU (exit code -24) rather than SIGKILL; the hard one is the backstop.
+    wanted = [(resource.RLIMIT_CPU, cpu_s, cpu_s + 1), (resource.RLIMIT_CORE, 0, 0)]
     if memory_mb is not None:
-        wanted.append((resource.RLIMIT_AS, memory_mb * 1024 * 1024))
+        wanted.append((resource.RLIMIT_AS, memory_mb * 1024 * 1024, memory_mb * 1024 * 1024))
+    if file_mb is not None:
+        wanted.append((resource.RLIMIT_FSIZE, file_mb * 1024 * 1024, file_mb * 1024 * 1024))
     libc = _libc() if ruleset is not None else None
 
     def apply_limits() -> None:
-        for which, value in wanted:
-            _, hard = resource.getrlimit(which)
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)  # an unprivileged process cannot raise its hard limit
-            resource.setrlimit(which, (value, value))
+        for which, soft, hard in wanted:
+            _, current = resource.getrlimit(which)
+            if current != resource.RLIM_INFINITY:
+                # An unprivileged process cannot raise its hard limit.
+                soft, hard = min(soft, current), min(hard, current)
+            resource.setrlimit(which, (soft, hard))
         if libc is not None:
             # Landlock needs no_new_privs (or CAP_SYS_ADMIN); it also stops setuid escalation.
             if libc.prctl(_PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0) != 0:

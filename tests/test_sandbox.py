@@ -195,6 +195,26 @@ async def test_the_memory_limit_makes_a_huge_allocation_fail() -> None:
     assert "MemoryError" in result.stderr
 
 
+async def test_the_cpu_limit_ends_a_busy_loop_with_sigxcpu() -> None:
+    """Past ``cpu_s`` the child gets SIGXCPU (exit code -24, as documented), not a SIGKILL."""
+    result = await run_python("while True: pass", timeout_s=10, cpu_s=1)
+    assert not result.timed_out
+    assert result.exit_code == -24
+
+
+async def test_the_file_size_limit_makes_a_big_write_fail() -> None:
+    """Under ``max_file_mb=1`` a 1.5 MiB write fails with "File too large"; a smaller one works."""
+    code = (
+        "import os\n"
+        "open('small.bin', 'wb').write(os.urandom(512 * 1024)); print('small ok')\n"
+        "with open('big.bin', 'wb') as f: f.write(bytes(1536 * 1024))\n"
+    )
+    result = await run_python(code, timeout_s=10, max_file_mb=1)
+    assert result.stdout == "small ok\n"
+    assert result.exit_code not in (0, None)
+    assert "File too large" in result.stderr
+
+
 async def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> None:
     """Cancelling the task awaiting run_python kills the child and its grandchild."""
     pid_file = tmp_path / "pids"
@@ -236,6 +256,7 @@ async def test_a_missing_interpreter_is_a_config_error() -> None:
         {"timeout_s": float("nan")},
         {"memory_mb": 0},
         {"cpu_s": -1},
+        {"max_file_mb": 0},
         {"max_output_bytes": -1},
         {"env_allowlist": "PATH"},
         {"python": ""},
