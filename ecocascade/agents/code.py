@@ -387,7 +387,7 @@ class CodeSolver:
         runner = CodeExecutorAgent(
             "executor",
             code_executor=executor or self._executor(),
-            supported_languages=["python"],
+            supported_languages=["python", "py", "python3"],
             # Only the assistant's code: the task message may quote demonstrations' code.
             sources=["assistant"],
             approval_func=_approve,

@@ -308,6 +308,15 @@ async def test_a_last_word_cut_inside_a_code_block_does_not_change_the_recorded_
     assert solution.answer.endswith("[execution: exit code 0]")
 
 
+@pytest.mark.parametrize("tag", ["python", "py", "python3", "Python"])
+async def test_blocks_tagged_with_any_python_name_are_run(server: FakeLLMServer, tag: str) -> None:
+    """```py and ```python3 blocks run like ```python ones."""
+    server.script("m", f"```{tag}\nprint(41 + 1)\n```", "It is 42. TERMINATE")
+    solution = await CodeSolver(timeout_s=5).solve(Task("6*7?"), client(server))
+    assert extract_python_code(solution.answer) == "print(41 + 1)\n"
+    assert solution.answer.endswith("[execution: exit code 0]")
+
+
 async def test_an_answer_without_code_is_rejected(server: FakeLLMServer) -> None:
     """An assistant that answers in words only ran no code: the run judge rejects it."""
     server.script("m", "It is 42. TERMINATE")
