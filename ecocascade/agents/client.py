@@ -15,6 +15,7 @@ Besides AutoGen's ``actual_usage()``/``total_usage()``, the client keeps ``total
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import uuid
@@ -291,13 +292,22 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
             messages, tools, tool_choice, json_output, extra_create_args
         )
         final: Completion | None = None
-        async for item in self._client.stream(request, **params):
-            if cancellation_token is not None and cancellation_token.is_cancelled():
-                raise asyncio.CancelledError("cancelled by the cancellation token")
-            if isinstance(item, str):
-                yield item
-            else:
-                final = item
+        # Closed however we leave (an error, a cancelled token, a consumer that stops reading),
+        # so the model's stream and its connection are released now, not at garbage collection.
+        async with contextlib.aclosing(self._client.stream(request, **params)) as stream:
+            while True:
+                # Each wait is a future the token can cancel, so cancelling does not have to
+                # wait for the model's next chunk.
+                step = asyncio.ensure_future(anext(stream, None))
+                if cancellation_token is not None:
+                    cancellation_token.link_future(step)
+                item = await step
+                if item is None:
+                    break
+                if isinstance(item, str):
+                    yield item
+                else:
+                    final = item
         assert final is not None  # TierClient.stream always ends with a Completion
         yield self._account(final)
 

@@ -266,6 +266,29 @@ async def test_the_cancellation_token_cancels_a_call_in_flight(server: FakeLLMSe
     assert time.perf_counter() - started < 5
 
 
+async def test_the_cancellation_token_cancels_a_stream_waiting_for_its_first_chunk(
+    server: FakeLLMServer,
+) -> None:
+    """Cancelling the token ends a stream at once, not when the model's next chunk arrives."""
+    server.script("m", Fault.timeout(30, then="late"))
+    client = client_for(server)
+    token = CancellationToken()
+
+    async def consume() -> list[object]:
+        stream = client.create_stream(
+            [UserMessage(content="hi", source="user")], cancellation_token=token
+        )
+        return [item async for item in stream]
+
+    started = time.perf_counter()
+    call = asyncio.ensure_future(consume())
+    await asyncio.sleep(0.3)
+    token.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert time.perf_counter() - started < 3
+
+
 def test_model_info_comes_from_litellms_table_with_defaults_for_unknown_and_local_models() -> None:
     known = LiteLLMChatCompletionClient("openai/gpt-4o-mini").model_info
     unknown = LiteLLMChatCompletionClient("openai/my-server-model", api_base="http://x/v1")
