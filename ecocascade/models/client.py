@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import os
 import ssl
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +163,7 @@ class TierClient:
 
     async def stream(
         self, messages: Sequence[Message], **params: Any
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncGenerator[str | Completion, None]:
         """One streamed chat completion: text deltas as they arrive, then the whole Completion.
 
         Transient errors are retried per the tier's policy only until the first delta has been
@@ -177,12 +178,14 @@ class TierClient:
             emitted = False
             final: Completion | None = None
             try:
-                async for item in self._stream_once(messages, params):
-                    if isinstance(item, str):
-                        emitted = True
-                        yield item
-                    else:
-                        final = item
+                # Closed at once when our caller stops reading, so the connection is released.
+                async with contextlib.aclosing(self._stream_once(messages, params)) as attempt:
+                    async for item in attempt:
+                        if isinstance(item, str):
+                            emitted = True
+                            yield item
+                        else:
+                            final = item
             except ProviderError as error:
                 delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
                 if emitted or not error.transient or delay is None:
@@ -206,13 +209,14 @@ class TierClient:
 
     async def _stream_once(
         self, messages: Sequence[Message], params: dict[str, Any]
-    ) -> AsyncIterator[str | Completion]:
+    ) -> AsyncGenerator[str | Completion, None]:
         litellm = import_litellm()
         kwargs, owned_client = await self._request(messages, params, own_client=True)
         kwargs.update(stream=True, stream_options={"include_usage": True})
         wait_s = self.tier.timeout_s + _WATCHDOG_GRACE_S
         started = time.perf_counter()
         chunks: list[Any] = []
+        response: Any = None
         try:
             response = await asyncio.wait_for(litellm.acompletion(**kwargs), wait_s)
             iterator = response.__aiter__()
@@ -231,6 +235,11 @@ class TierClient:
                 raise
             raise mapped from exc
         finally:
+            # On an error, a timeout or a caller that stopped reading, the HTTP stream is still
+            # open: close it (after a normal end this does nothing).
+            if response is not None and hasattr(response, "aclose"):
+                with contextlib.suppress(Exception):
+                    await response.aclose()
             if owned_client is not None:
                 await owned_client.close()
         built = (
