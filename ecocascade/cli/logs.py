@@ -38,3 +38,10 @@ def configure_logging(level: str = "warning", *, json: bool = False) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
+    # AutoGen logs, with full tracebacks, the errors its teams hand back to our solvers — which
+    # record them on the attempt (and escalate). Show AutoGen's own logs only when debugging.
+    for name in _QUIET_UNLESS_DEBUG:
+        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.CRITICAL)
+
+
+_QUIET_UNLESS_DEBUG = ("autogen_core", "autogen_agentchat", "autogen_ext")
