@@ -11,29 +11,40 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from ecocascade.config.schema import CascadeConfig, JudgeSpec
 from ecocascade.exceptions import ConfigError
 
-__all__ = ["format_validation_error", "load_config", "parse_config", "parse_judge_spec"]
+__all__ = [
+    "format_validation_error",
+    "load_config",
+    "parse_config",
+    "parse_judge_spec",
+    "read_yaml",
+]
 
 
 def load_config(path: str | Path) -> CascadeConfig:
     """Load and validate a YAML config file. Every problem is a :class:`ConfigError` naming the
     file and the field."""
+    return parse_config(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path, *, missing: str = "no such file") -> Any:
+    """Parse a YAML file; an unreadable file or bad YAML is a :class:`ConfigError` naming the
+    file (and line:column for a syntax error)."""
     import yaml
 
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("no such file", where=str(path)) from None
+        raise ConfigError(missing, where=str(path)) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
         raise ConfigError(f"cannot read: {error}", where=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
         raise ConfigError(f"not valid YAML: {problem}", where=where) from None
-    return parse_config(data, source=str(path))
 
 
 def parse_config(data: Any, *, source: str = "config") -> CascadeConfig:

@@ -348,25 +348,12 @@ class Scenario(_Strict):
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file; every problem is a :class:`ConfigError` naming the file
     (and line, or field)."""
-    import yaml
+    from ecocascade.config.loader import read_yaml
 
     path = Path(path)
     if path.is_dir():
         raise ConfigError("is a directory: name one of its .yaml scenario files", where=str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("no such scenario file", where=str(path)) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read: {error}", where=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(
-            f"not valid YAML: {getattr(error, 'problem', error)}", where=where
-        ) from None
+    data = read_yaml(path, missing="no such scenario file")
     return parse_scenario(data, base_dir=path.parent, source=str(path))
 
 
