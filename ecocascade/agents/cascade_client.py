@@ -37,7 +37,7 @@ from autogen_core.models import (
     UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ecocascade.agents.client import (
     _NO_ARGS,
@@ -81,6 +81,8 @@ class CallJudge(Protocol):
         messages: Sequence[LLMMessage],
         tools: Sequence[Tool | ToolSchema],
         result: CreateResult,
+        *,
+        json_output: bool | type[BaseModel] | None = None,
     ) -> Verdict: ...
 
 
@@ -89,9 +91,10 @@ class WellFormedReply:
 
     A text reply must be non-empty and not cut off at the token limit; with ``text_judge`` (any
     ecocascade :class:`Judge`) it must also satisfy that judge, asked about the last user
-    message. Tool calls must name a tool that was offered, with arguments that parse as a JSON
-    object, contain the schema's required fields, and no others when the schema forbids
-    additional properties.
+    message. When the call asked for JSON (``json_output=True``) a text reply must parse as JSON;
+    when it gave a pydantic model, it must validate against that model. Tool calls must name a
+    tool that was offered, with arguments that parse as a JSON object, contain the schema's
+    required fields, and no others when the schema forbids additional properties.
     """
 
     def __init__(self, text_judge: Judge | None = None) -> None:
@@ -112,12 +115,17 @@ class WellFormedReply:
         messages: Sequence[LLMMessage],
         tools: Sequence[Tool | ToolSchema],
         result: CreateResult,
+        *,
+        json_output: bool | type[BaseModel] | None = None,
     ) -> Verdict:
         if isinstance(result.content, str):
             if not result.content.strip():
                 return Verdict(False, "the reply is empty", judge=self.name)
             if result.finish_reason == "length":
                 return Verdict(False, "the reply was cut off at the token limit", judge=self.name)
+            problem = json_problem(result.content, json_output)
+            if problem is not None:
+                return Verdict(False, problem, judge=self.name)
             if self.text_judge is None:
                 return Verdict(True, "a non-empty reply", judge=self.name)
             return await self.text_judge.judge(last_user_text(messages), result.content)
@@ -127,6 +135,25 @@ class WellFormedReply:
         if problem is not None:
             return Verdict(False, problem, judge=self.name)
         return Verdict(True, "well-formed tool calls", judge=self.name)
+
+
+def json_problem(text: str, json_output: bool | type[BaseModel] | None) -> str | None:
+    """What is wrong with ``text`` as the JSON a call asked for, or ``None`` (also when the call
+    asked for no JSON)."""
+    if isinstance(json_output, type) and issubclass(json_output, BaseModel):
+        try:
+            json_output.model_validate_json(text)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the reply"
+            return f"the reply does not match {json_output.__name__}: {where}: {first['msg']}"
+        return None
+    if json_output:
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as error:
+            return f"the reply is not valid JSON ({error.msg})"
+    return None
 
 
 def tool_call_problem(
@@ -360,7 +387,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
             spent = add_costs(spent, stats.cost_usd)
 
             verdict, judge_error, judge_cost, judged_in = await self._judge(
-                messages, tools, result, bound.bind(tier=index, model=client.label)
+                messages, tools, result, json_output, bound.bind(tier=index, model=client.label)
             )
             self.total_cost_usd = add_costs(self.total_cost_usd, judge_cost)
             spent = add_costs(spent, judge_cost)
@@ -408,12 +435,13 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         messages: Sequence[LLMMessage],
         tools: Sequence[Tool | ToolSchema],
         result: CreateResult,
+        json_output: bool | type[BaseModel] | None,
         bound: Any,
     ) -> tuple[Verdict | None, str | None, float | None, float]:
         """The verdict (``None``: no verdict, and why), what judging cost, and how long it took."""
         started = time.perf_counter()
         try:
-            verdict = await self.judge.judge_reply(messages, tools, result)
+            verdict = await self.judge.judge_reply(messages, tools, result, json_output=json_output)
         except JudgeError as error:
             return None, str(error), error.cost_usd, time.perf_counter() - started
         except ConfigError:

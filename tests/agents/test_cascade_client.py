@@ -17,6 +17,7 @@ from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core import Image
 from autogen_core.models import CreateResult, LLMMessage, ModelInfo, UserMessage
 from autogen_core.tools import FunctionTool, Tool, ToolSchema
+from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 from ecocascade import CascadeFailedError, ConfigError, ContainsJudge, Price, RetryPolicy, Tier
@@ -126,6 +127,38 @@ async def test_a_reply_cut_off_at_the_token_limit_is_not_well_formed(
     assert client.last_result.attempts[0].reason == "the reply was cut off at the token limit"
 
 
+async def test_a_reply_that_is_not_the_json_asked_for_is_not_well_formed(
+    server: FakeLLMServer,
+) -> None:
+    """With ``json_output=True`` a non-JSON reply escalates; with a pydantic model, a reply
+    that does not validate against it does too."""
+
+    class Sum(BaseModel):
+        total: int
+
+    server.script("small", "The total is 5.", '{"total": "five"}')
+    server.script("large", '{"total": 5}', '{"total": 5}')
+    client = CascadeChatCompletionClient(ladder(server))
+
+    loose = await client.create(QUESTION, json_output=True)
+    assert loose.content == '{"total": 5}'
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].reason.startswith("the reply is not valid JSON")
+
+    typed = await client.create(QUESTION, json_output=Sum)
+    assert typed.content == '{"total": 5}'
+    assert client.last_result is not None
+    assert client.last_result.attempts[0].reason.startswith("the reply does not match Sum: total")
+
+
+async def test_a_json_reply_is_accepted_on_the_first_tier(server: FakeLLMServer) -> None:
+    """A valid JSON reply to a JSON request stays on tier 0."""
+    server.script("small", '{"total": 5}')
+    client = CascadeChatCompletionClient(ladder(server))
+    result = await client.create(QUESTION, json_output=True)
+    assert result.content == '{"total": 5}' and client.last_tier == 0
+
+
 async def test_a_provider_error_escalates_after_the_tiers_retries(server: FakeLLMServer) -> None:
     server.always("small", Fault.server_error(503))
     server.script("large", "5")
@@ -182,6 +215,8 @@ async def test_a_custom_call_judge_plugs_in_and_a_crashing_one_never_accepts(
             messages: Sequence[LLMMessage],
             tools: Sequence[Tool | ToolSchema],
             result: CreateResult,
+            *,
+            json_output: bool | type[BaseModel] | None = None,
         ) -> Verdict:
             text = result.content if isinstance(result.content, str) else ""
             if text == "crash":
