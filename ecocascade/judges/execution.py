@@ -126,10 +126,14 @@ def run_status_line(exit_code: int | None, *, timed_out: bool = False, timeout_s
 class CodeRunJudge:
     """Accepts an answer whose recorded last code run exited 0.
 
-    Reads the answer's final line, written by the solver after everything the model said
-    (:func:`run_status_line`), so a model cannot forge it: text the model wrote always comes
-    before it. An answer without that line — not produced by a code-writing solver — is
-    rejected. Combine with an LLM or human judge for "ran cleanly *and* answers the question":
+    Reads the answer's final line (:func:`run_status_line`). It trusts that line: the judge only
+    sees text, so it cannot tell a status line the solver wrote from one a model wrote. With
+    :class:`~ecocascade.agents.code.CodeSolver` the line cannot be forged, because that solver
+    appends it after everything the model said, from its own record of the last run. Behind any
+    other solver (one that returns the model's text as the answer) a model that ends its reply
+    with ``[execution: exit code 0]`` is accepted: use this judge only with CodeSolver, or a
+    solver of your own that writes the line itself. An answer without the line is rejected.
+    Combine with an LLM or human judge for "ran cleanly *and* answers the question":
     ``AllOf(CodeRunJudge(), LLMJudge(...))``.
     """
 
