@@ -61,7 +61,11 @@ ToolChoice = Tool | Literal["auto", "required", "none"]
 _NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 _TIER_FIELDS = frozenset({"api_base", "api_key_env", "price", "timeout_s", "retry", "name"})
 # Set by the client itself: a caller passing them in extra_create_args is a mistake.
-_RESERVED_ARGS = frozenset({"model", "messages", "stream", "stream_options", "tools", "api_key"})
+_RESERVED_ARGS = frozenset(
+    # The tier decides where its key goes: extra_create_args may not send it to another host.
+    {"model", "messages", "stream", "stream_options", "tools", "api_key", "api_base", "base_url"}
+    | {"client", "custom_llm_provider"}
+)
 _DEFAULT_CONTEXT_WINDOW = 8192
 _LOCAL_CONTEXT_WINDOW = 2048  # the local servers' default n_ctx
 _FINISH_REASONS: Mapping[str, FinishReasons] = {

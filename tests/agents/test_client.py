@@ -169,6 +169,20 @@ async def test_extra_create_args_reach_the_request_but_reserved_ones_are_refused
         await client.create(question, extra_create_args={"model": "other"})
 
 
+@pytest.mark.parametrize("name", ["api_base", "base_url", "api_key", "client"])
+async def test_extra_create_args_cannot_send_the_tiers_key_elsewhere(
+    server: FakeLLMServer, name: str
+) -> None:
+    """Where a call goes and with which key is the tier's, not a per-call argument's."""
+    client = client_for(server)
+    with pytest.raises(ConfigError, match=name):
+        await client.create(
+            [UserMessage(content="hi", source="user")],
+            extra_create_args={name: "http://attacker.example/v1"},
+        )
+    assert server.requests == []
+
+
 async def test_streaming_yields_text_chunks_then_the_whole_result(server: FakeLLMServer) -> None:
     server.script("m", Reply("one two three four five six", completion_tokens=6))
     client = client_for(server)
