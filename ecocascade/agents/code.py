@@ -32,8 +32,12 @@ import signal
 from collections.abc import Mapping, Sequence
 
 import structlog
-from autogen_agentchat.agents import AssistantAgent, CodeExecutorAgent
-from autogen_agentchat.agents._code_executor_agent import ApprovalRequest, ApprovalResponse
+from autogen_agentchat.agents import (
+    ApprovalRequest,
+    ApprovalResponse,
+    AssistantAgent,
+    CodeExecutorAgent,
+)
 from autogen_agentchat.base import TaskResult, TerminationCondition
 from autogen_agentchat.messages import BaseAgentEvent, BaseChatMessage, StopMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
@@ -256,7 +260,9 @@ class _DoneAfterRun(TerminationCondition):
                 continue
             if message.source == self._executor and self._after_run:
                 return self._stop("the assistant said TERMINATE; its last code has run")
-            if message.source == self._assistant and _TERMINATE.search(message.content):
+            # TERMINATE counts in the words only: code may well print or contain the word.
+            words = without_fenced_blocks(message.content)
+            if message.source == self._assistant and _TERMINATE.search(words):
                 if _PYTHON_BLOCK.search(message.content):
                     self._after_run = True
                 else:

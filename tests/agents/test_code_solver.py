@@ -317,6 +317,20 @@ async def test_blocks_tagged_with_any_python_name_are_run(server: FakeLLMServer,
     assert solution.answer.endswith("[execution: exit code 0]")
 
 
+async def test_terminate_inside_the_code_does_not_end_the_run(server: FakeLLMServer) -> None:
+    """Code that prints TERMINATE is run and its output read; only the words can end the run."""
+    server.script(
+        "m",
+        "```python\nprint('TERMINATE')\n```",
+        "```python\nprint(6 * 7)\n```",
+        "It is 42. TERMINATE",
+    )
+    solution = await CodeSolver(max_turns=3, timeout_s=5).solve(Task("6*7?"), client(server))
+    assert len(server.requests_for("m")) == 3
+    assert extract_python_code(solution.answer) == "print(6 * 7)\n"
+    assert solution.answer.startswith("It is 42.")
+
+
 async def test_an_answer_without_code_is_rejected(server: FakeLLMServer) -> None:
     """An assistant that answers in words only ran no code: the run judge rejects it."""
     server.script("m", "It is 42. TERMINATE")
