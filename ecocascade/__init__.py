@@ -81,6 +81,7 @@ _EXPORTS: dict[str, str] = {
     "JudgeError": "ecocascade.exceptions",
     "ProviderError": "ecocascade.exceptions",
     "SolutionStoreError": "ecocascade.exceptions",
+    "SolverError": "ecocascade.exceptions",
 }
 
 __all__ = [
@@ -130,6 +131,7 @@ __all__ = [
     "SolutionStoreError",
     "SolutionStoreRouter",
     "Solver",
+    "SolverError",
     "Tape",
     "Task",
     "Tier",
@@ -179,6 +181,7 @@ if TYPE_CHECKING:
         JudgeError,
         ProviderError,
         SolutionStoreError,
+        SolverError,
     )
     from ecocascade.judges.agreement import AgreementJudge
     from ecocascade.judges.check import CheckJudge, ContainsJudge, RegexJudge
