@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from autogen_agentchat.agents import AssistantAgent, BaseChatAgent
-from autogen_agentchat.base import Response
+from autogen_agentchat.base import Response, TerminationCondition
 from autogen_agentchat.conditions import TextMentionTermination
 from autogen_agentchat.messages import BaseChatMessage, TextMessage
 from autogen_agentchat.teams import RoundRobinGroupChat
@@ -31,6 +32,7 @@ from ecocascade import (
 )
 from ecocascade.agents import LiteLLMChatCompletionClient
 from ecocascade.agents.solver import AutoGenSolver
+from ecocascade.exceptions import SolverError
 from ecocascade.store import record_id
 from ecocascade.testing import FakeLLMServer, Fault, Reply
 
@@ -209,7 +211,9 @@ async def test_a_provider_error_on_a_later_call_keeps_what_the_earlier_calls_cos
     assert (first.verdict, first.error) == ("error", "rejected")
     assert (first.usage.input_tokens, first.usage.output_tokens) == (40, 4)
     assert first.cost_usd == pytest.approx(cost(40, 4))
-    assert result.cost_usd == pytest.approx(cost(40, 4) + result.attempts[1].cost_usd)
+    second = result.attempts[1].cost_usd
+    assert second is not None
+    assert result.cost_usd == pytest.approx(cost(40, 4) + second)
 
 
 async def test_an_agent_crash_after_a_paid_call_keeps_what_was_spent(
@@ -305,6 +309,38 @@ async def test_one_termination_condition_serves_every_tier_and_query(
         ]
     assert not condition.terminated
     assert len(server.requests_for("small")) == len(server.requests_for("large")) == 2
+
+
+async def test_an_error_in_the_run_cancels_the_teams_call_in_flight(
+    server: FakeLLMServer,
+) -> None:
+    """When the run fails while the next agent's model call is still waiting, that call is
+    cancelled: the solver raises at once and the team makes no further (paid) calls."""
+    server.script("m", "first", Fault.timeout(20, then="late"), "third")
+
+    class Broken(TerminationCondition):
+        @property
+        def terminated(self) -> bool:
+            return False
+
+        async def __call__(self, messages: Sequence[object]) -> None:
+            raise ValueError("condition bug")
+
+        async def reset(self) -> None:
+            pass
+
+    def pair(client: LiteLLMChatCompletionClient) -> RoundRobinGroupChat:
+        a = AssistantAgent("a", model_client=client)
+        b = AssistantAgent("b", model_client=client)
+        return RoundRobinGroupChat([a, b], max_turns=4)
+
+    solver = AutoGenSolver(pair, termination=Broken())
+    tier = Tier("openai/m", api_base=server.api_base, price=PRICE, retry=FAST, timeout_s=30)
+    started = time.perf_counter()
+    with pytest.raises(SolverError, match="condition bug"):
+        await solver.solve(Task("Go."), TierClient(tier))
+    assert time.perf_counter() - started < 15
+    assert len(server.requests_for("m")) <= 2  # never the third
 
 
 async def test_an_async_factory_is_awaited(server: FakeLLMServer) -> None:
