@@ -155,8 +155,8 @@ class SandboxCodeExecutor(CodeExecutor):
     """An AutoGen code executor that runs Python blocks in ecocascade's sandbox.
 
     The Python blocks of one message are joined into one script and run as ``main.py`` in a
-    fresh temp dir (see :func:`~ecocascade.sandbox.run_python`: wall-clock/CPU/memory limits,
-    scrubbed environment, writes confined to the dir where the kernel allows, output caps),
+    fresh temp dir (see :func:`~ecocascade.sandbox.run_python`: wall-clock/CPU/memory/file-size
+    limits, scrubbed environment, writes confined to the dir where the kernel allows, output caps),
     with ``files`` beside it and ``secrets`` in its environment. Other languages are refused.
     Every run is kept in :attr:`runs`. Stateless between runs, so ``restart`` has nothing to do.
     """
@@ -167,15 +167,22 @@ class SandboxCodeExecutor(CodeExecutor):
         timeout_s: float = 10.0,
         memory_mb: int | None = 512,
         max_output_bytes: int = 16_000,
+        max_file_mb: int | None = 100,
         files: SandboxFiles | None = None,
         secrets: Mapping[str, str] | None = None,
     ) -> None:
         check_limits(timeout_s, memory_mb)
+        if max_file_mb is not None and (not isinstance(max_file_mb, int) or max_file_mb <= 0):
+            raise ConfigError(
+                f"must be a positive number of MiB or None, got {max_file_mb!r}",
+                where="max_file_mb",
+            )
         if max_output_bytes <= 0:
             raise ConfigError(f"must be > 0, got {max_output_bytes!r}", where="max_output_bytes")
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.max_output_bytes = max_output_bytes
+        self.max_file_mb = max_file_mb
         self._files = files
         self._secrets = _Secrets(secrets)
         self.runs: list[CodeRun] = []
@@ -200,6 +207,7 @@ class SandboxCodeExecutor(CodeExecutor):
                 timeout_s=self.timeout_s,
                 memory_mb=self.memory_mb,
                 max_output_bytes=self.max_output_bytes,
+                max_file_mb=self.max_file_mb,
                 extra_env=self._secrets.env(),
                 files=self._files,
             )
@@ -306,6 +314,7 @@ class CodeSolver:
         timeout_s: float = 10.0,
         memory_mb: int | None = 512,
         max_output_bytes: int = 16_000,
+        max_file_mb: int | None = 100,
         files: SandboxFiles | None = None,
         secrets: Mapping[str, str] | None = None,
         system_message: str = DEFAULT_SYSTEM_MESSAGE,
@@ -317,6 +326,7 @@ class CodeSolver:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.max_output_bytes = max_output_bytes
+        self.max_file_mb = max_file_mb
         self._secrets = _Secrets(secrets)
         self.secret_names = self._secrets.names
         self.files = normalise_files(files)
@@ -382,6 +392,7 @@ class CodeSolver:
             timeout_s=self.timeout_s,
             memory_mb=self.memory_mb,
             max_output_bytes=self.max_output_bytes,
+            max_file_mb=self.max_file_mb,
             files=self.files,
             secrets=self._secrets.env(),
         )

@@ -346,6 +346,7 @@ async def test_an_answer_without_code_is_rejected(server: FakeLLMServer) -> None
         {"max_turns": 0},
         {"timeout_s": 0},
         {"memory_mb": -1},
+        {"max_file_mb": 0},
         {"secrets": {"BAD NAME": "x"}},
         {"secrets": {"KEY": ""}},
         {"files": {"../up.py": "x"}},
@@ -394,6 +395,14 @@ async def test_a_secret_cut_by_the_output_cap_is_not_shown_in_part() -> None:
         assert "[output truncated at 100 bytes]" in result.output
         assert shown == "x" * (100 - cut_at), cut_at
         assert secret[:3] not in result.output
+
+
+async def test_the_executors_file_size_limit_reaches_the_sandbox() -> None:
+    """``max_file_mb`` bounds what the model's code may write to disk."""
+    executor = SandboxCodeExecutor(timeout_s=5, max_file_mb=1)
+    code = "open('big.bin', 'wb').write(bytes(2 * 1024 * 1024))"
+    result = await executor.execute_code_blocks([CodeBlock(code, "python")], CancellationToken())
+    assert result.exit_code != 0 and "File too large" in result.output
 
 
 async def test_a_timed_out_run_is_reported_as_such() -> None:
