@@ -99,12 +99,18 @@ class AutoGenSolver:
 
     ``max_turns`` (agent messages) and ``termination`` (any AutoGen ``TerminationCondition``,
     checked after each agent message) are a safety net on top of the team's own limits: when
-    either fires, the run is cancelled and what was said so far is the result. ``answer`` turns
-    the run into the answer the judge sees (default: :func:`final_text`).
+    either fires, the run is cancelled and what was said so far is the result. Each run checks a
+    fresh, reset copy of ``termination`` (runs on several tiers, queries and tasks at once never
+    share its state), so a handle such as ``ExternalTermination`` set from outside does not reach
+    a run: put that one in the team itself. ``answer`` turns the run into the answer the judge
+    sees (default: :func:`final_text`).
 
     The solution's usage, cost, model calls and retries are the client's totals over the run.
     A provider error that ends the run is re-raised as its typed
-    :class:`~ecocascade.exceptions.ProviderError`, so the cascade records and escalates it.
+    :class:`~ecocascade.exceptions.ProviderError`, so the cascade records and escalates it; any
+    other error after a model call is raised as :class:`~ecocascade.exceptions.SolverError`.
+    Either carries what the run had spent (``spent_usd``, ``spent_usage``), and the team's
+    pending calls are cancelled first.
     """
 
     def __init__(
