@@ -5,7 +5,8 @@ in ecocascade's sandbox, and the cascade judges the last run. A solution that wo
 and comes back as a demonstration for the next similar query, so a cheap tier can imitate it::
 
     python examples/code_team.py --test-server   # offline, scripted: tier 0's code raises,
-                                                 # tier 1's works; then tier 0 imitates it
+                                                 # tier 1's works; then tier 0 gets it as a
+                                                 # demonstration (its reply is scripted)
     python examples/code_team.py                 # the local tiers (scripts/setup.sh pulls them)
 
 ``--store DIR`` keeps the solution store (default: a temporary one, removed at exit).
