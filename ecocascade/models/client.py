@@ -103,7 +103,11 @@ class TierClient:
         key = tape.key(self.tier, messages, params)
         if tape.mode == "replay":
             return tape.replay(self.label, key)
-        completion = await self._complete_live(messages, params)
+        try:
+            completion = await self._complete_live(messages, params)
+        except ProviderError as error:
+            tape.record_error(key, error)  # replayed as the same error
+            raise
         tape.record(key, completion)
         return completion
 

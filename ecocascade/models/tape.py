@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
-from ecocascade.exceptions import ConfigError, ProviderRejectedError
+from ecocascade.exceptions import ConfigError, ProviderError, ProviderRejectedError
 from ecocascade.types import Message, Usage
 
 if TYPE_CHECKING:
@@ -116,8 +116,9 @@ class Tape:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def replay(self, label: str, key: str) -> Completion:
-        """The recorded completion for this call; raises ProviderRejectedError when the call was
-        not recorded (the run has diverged from the recording)."""
+        """The recorded completion for this call (with its recorded latency), or the recorded
+        provider error raised again; raises ProviderRejectedError when the call was not recorded
+        (the run has diverged from the recording)."""
         from ecocascade.models.client import Completion
 
         with self._lock:
@@ -129,13 +130,29 @@ class Tape:
                 )
             entry = entries[min(self._seen[key], len(entries) - 1)]
             self._seen[key] += 1
+        if "error" in entry:
+            error = _error_class(entry["error"])(entry.get("message", ""), model=label)
+            error.status_code = entry.get("status_code")
+            raise error
         return Completion(
             text=entry["text"],
             model=label,
             usage=Usage(entry["input_tokens"], entry["output_tokens"]),
             cost_usd=entry["cost_usd"],
-            latency_s=0.0,
+            latency_s=float(entry.get("latency_s", 0.0)),
             finish_reason=entry.get("finish_reason"),
+        )
+
+    def record_error(self, key: str, error: ProviderError) -> None:
+        """Record a call that failed for good, so replay fails it the same way."""
+        self._write(
+            {
+                "key": key,
+                "model": error.model,
+                "error": error.kind,
+                "message": str(error),
+                "status_code": error.status_code,
+            }
         )
 
     def record(self, key: str, completion: Completion) -> None:
@@ -149,8 +166,20 @@ class Tape:
             "finish_reason": completion.finish_reason,
             "latency_s": round(completion.latency_s, 4),
         }
+        self._write(entry)
+
+    def _write(self, entry: dict[str, Any]) -> None:
         with self._lock:
             if self._file is None:
-                raise RuntimeError("record() outside `with tape:`")
+                raise RuntimeError("recording outside `with tape:`")
             self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
             self._file.flush()
+
+
+def _error_class(kind: str) -> type[ProviderError]:
+    from ecocascade.exceptions import _KINDS
+
+    for cls, name in _KINDS.items():
+        if name == kind:
+            return cls
+    return ProviderRejectedError
