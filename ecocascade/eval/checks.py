@@ -22,7 +22,10 @@ from ecocascade.exceptions import ConfigError
 
 __all__ = ["Scorer", "extract_numbers", "result_text"]
 
-_NUMBER = re.compile(r"(?<![\w.])[-−]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])[-−]?\d+(?:\.\d+)?")
+_NUMBER = re.compile(
+    r"(?<![\w.])[-−]?\d{1,3}(?:,\d{3})+(?![\d,])(?:\.\d+)?"  # 1,234,567.5
+    r"|(?<![\w.])[-−]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"  # 1234.5, 1.5e3
+)
 _END_PUNCTUATION = " \t\n\r.!?;:'\"`*"
 
 

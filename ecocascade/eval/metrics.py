@@ -24,21 +24,29 @@ def _rate(numerator: int, denominator: int) -> float | None:
 
 
 def strategy_metrics(
-    name: str, outcomes: Sequence[Mapping[str, Any]], tier_labels: Sequence[str]
+    name: str,
+    outcomes: Sequence[Mapping[str, Any]],
+    tier_labels: Sequence[str],
+    *,
+    demos: bool = True,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """The summary of one strategy over its task outcomes (dicts as written to tasks.jsonl).
 
-    Rates are ``None`` when nothing was there to count (no judged attempt → no judge accuracy).
+    Every ``*_rate`` is a share of all the strategy's tasks, except ``judge_accuracy`` (of judged
+    attempts), ``false_accept_rate`` (of accepted attempts) and ``success_after_demo`` (of tasks
+    that got a demonstration). A rate is ``None`` when there was nothing to count — and the demo
+    and cache rates are ``None`` for a strategy without a store or a cache.
     Costs sum what is known; ``unpriced_tasks`` counts tasks with a part of unknown price (their
-    known part is still included, so the total is then a lower bound).
+    known part is still included, so the total is then a lower bound). ``paid_cost_usd`` and
+    ``local_cost_usd`` split the models' cost by tier; ``judge_cost_usd`` is the judges' own.
     """
     n = len(outcomes)
     successes = sum(1 for o in outcomes if o["success"])
     accepted = sum(1 for o in outcomes if o["accepted"])
     cache_hits = sum(1 for o in outcomes if o["cache_hit"])
-    laddered = [o for o in outcomes if not o["cache_hit"]]
-    with_demos = [o for o in laddered if o["demonstrations"] > 0]
-    escalated = sum(1 for o in laddered if len(o["attempts"]) > 1)
+    with_demos = [o for o in outcomes if o["demonstrations"] > 0]
+    escalated = sum(1 for o in outcomes if len(o["attempts"]) > 1)
 
     judged = [a for o in outcomes for a in o["attempts"] if a["verdict"] in ("accept", "reject")]
     scored = [a for a in judged if a.get("correct") is not None]
@@ -46,20 +54,23 @@ def strategy_metrics(
     false_accepts = sum(1 for a in scored if a["verdict"] == "accept" and not a["correct"])
     false_rejects = sum(1 for a in scored if a["verdict"] == "reject" and a["correct"])
 
-    paid = local = 0.0
+    paid = local = judging = 0.0
     unpriced = 0
     for o in outcomes:
         task_unpriced = False
         for a in o["attempts"]:
-            for part in (a["cost_usd"], a["judge_cost_usd"]):
-                if part is None:
-                    task_unpriced = True
-                elif a["local"]:
-                    local += part
-                else:
-                    paid += part
+            if a["cost_usd"] is None:
+                task_unpriced = True
+            elif a["local"]:
+                local += a["cost_usd"]
+            else:
+                paid += a["cost_usd"]
+            if a["judge_cost_usd"] is None:
+                task_unpriced = True
+            else:
+                judging += a["judge_cost_usd"]
         unpriced += task_unpriced
-    total = paid + local
+    total = paid + local + judging
 
     resolved: dict[str, int] = {label: 0 for label in tier_labels}
     resolved["cache"] = 0
@@ -91,14 +102,15 @@ def strategy_metrics(
         "total_cost_usd": total,
         "paid_cost_usd": paid,
         "local_cost_usd": local,
+        "judge_cost_usd": judging,
         "unpriced_tasks": unpriced,
         "cost_per_query_usd": total / n if n else None,
         "cost_per_success_usd": total / successes if successes else None,
         "resolved_per_tier": resolved,
-        "escalation_rate": _rate(escalated, len(laddered)),
-        "demo_hit_rate": _rate(len(with_demos), len(laddered)),
+        "escalation_rate": _rate(escalated, n),
+        "demo_hit_rate": _rate(len(with_demos), n) if demos else None,
         "success_after_demo": _rate(sum(1 for o in with_demos if o["success"]), len(with_demos)),
-        "cache_hit_rate": _rate(cache_hits, n),
+        "cache_hit_rate": _rate(cache_hits, n) if cache else None,
         "latency_p50_s": None if p50 is None else round(p50, 4),
         "latency_p95_s": None if p95 is None else round(p95, 4),
         "input_tokens": sum(a["input_tokens"] for o in outcomes for a in o["attempts"]),
@@ -108,16 +120,18 @@ def strategy_metrics(
 
 
 def compare_to_reference(strategies: list[dict[str, Any]], reference: str | None) -> None:
-    """Add ``cost_vs_reference`` (ratio of total cost) and ``success_vs_reference`` (difference of
-    success rates, in points of rate) against the reference strategy — the strongest tier alone."""
+    """Add ``cost_vs_reference`` (ratio of cost per query: fair when a run was interrupted
+    part-way) and ``success_vs_reference`` (difference of success rates) against the reference
+    strategy — the ladder's last tier alone."""
     ref = next((s for s in strategies if s["name"] == reference), None)
     for s in strategies:
         s["reference"] = reference if ref is not None else None
         if ref is None:
             s["cost_vs_reference"] = s["success_vs_reference"] = None
             continue
-        ref_cost = ref["total_cost_usd"]
-        s["cost_vs_reference"] = s["total_cost_usd"] / ref_cost if ref_cost else None
+        ref_cost = ref["cost_per_query_usd"]
+        mine = s["cost_per_query_usd"]
+        s["cost_vs_reference"] = mine / ref_cost if ref_cost and mine is not None else None
         if s["success_rate"] is None or ref["success_rate"] is None:
             s["success_vs_reference"] = None
         else:

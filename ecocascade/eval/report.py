@@ -219,8 +219,9 @@ def render_report(results: dict[str, Any], outcomes: dict[str, list[dict[str, An
     title = f"ecocascade eval — {results['scenario']}"
     status = ""
     if not results["complete"]:
+        why = "it was interrupted" if results.get("interrupted") else "it stopped on an error"
         status = (
-            '<p class="warn">This run did not finish (interrupted): the numbers cover the tasks '
+            f'<p class="warn">This run did not finish ({why}): the numbers cover the tasks '
             "that completed.</p>"
         )
     if results.get("replay_misses"):
@@ -230,7 +231,7 @@ def render_report(results: dict[str, Any], outcomes: dict[str, list[dict[str, An
         )
     ref = results.get("reference")
     ref_note = (
-        f"“vs ref.” compares with <b>{escape(ref)}</b>, the strongest tier alone."
+        f"“vs ref.” compares with <b>{escape(ref)}</b>: the ladder's last tier alone."
         if ref
         else "No single-tier strategy ran, so there is no reference for the relative columns."
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import tempfile
 import time
@@ -29,7 +30,12 @@ from ecocascade.config.schema import JudgeSpec, TierSpec
 from ecocascade.eval.checks import Scorer
 from ecocascade.eval.metrics import compare_to_reference, strategy_metrics
 from ecocascade.eval.report import write_report
-from ecocascade.eval.scenario import BUILTIN_STRATEGIES, Scenario, ScenarioTask
+from ecocascade.eval.scenario import (
+    BUILTIN_STRATEGIES,
+    Scenario,
+    ScenarioTask,
+    check_unique_labels,
+)
 from ecocascade.exceptions import ConfigError
 from ecocascade.types import Judge, Solver, Verdict
 
@@ -64,6 +70,10 @@ def resolve_strategies(
     ``hierarchy``, ``hierarchy+demos``, ``hierarchy+demos+cache`` and the scenario's ``custom``
     ladders. ``tiers`` replaces the scenario's ladder (the CLI's ``--tier``)."""
     ladder = tuple(tiers) if tiers else tuple(scenario.tiers)
+    try:
+        check_unique_labels(ladder)
+    except ValueError as error:
+        raise ConfigError(str(error), where="--tier") from None
     custom = {c.name: c for c in scenario.custom}
     wanted = list(names) if names else list(scenario.strategies)
     strategies: list[Strategy] = []
@@ -112,22 +122,27 @@ def _find_tier(ladder: Sequence[TierSpec], ref: int | str, *, where: str) -> Tie
     raise ConfigError(f"no tier named {ref!r} (tiers: {labels})", where=where)
 
 
-class _TaskJudge:
-    """The runtime judge for a scenario whose tasks have their own judges: picks by query."""
+_CURRENT_TASK: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ecocascade_eval_task", default=None
+)
 
-    def __init__(self, default: Judge | None, by_query: dict[str, Judge]) -> None:
-        self.default = default
-        self.by_query = by_query
+
+class _TaskJudge:
+    """The runtime judge for a scenario whose tasks have their own judges: the one of the task
+    being run (set per task by the runner; two tasks may share a query but not a judge)."""
+
+    def __init__(self, by_task: dict[str, Judge]) -> None:
+        self.by_task = by_task
 
     @property
     def name(self) -> str:
-        names = sorted({j.name for j in self.by_query.values()})
-        return names[0] if len(names) == 1 else "per-task(" + ", ".join(names) + ")"
+        return "per-task(" + ", ".join(sorted({j.name for j in self.by_task.values()})) + ")"
 
     async def judge(self, query: str, answer: str) -> Verdict:
-        judge = self.by_query.get(query, self.default)
-        if judge is None:  # every task has a judge (the scenario checks): a new query has none
-            return Verdict(False, "no judge for this query", judge=self.name)
+        task_id = _CURRENT_TASK.get()
+        judge = self.by_task.get(task_id) if task_id is not None else None
+        if judge is None:  # only reachable from outside the eval runner
+            return Verdict(False, "no task is being run: no judge", judge=self.name)
         return await judge.judge(query, answer)
 
 
@@ -135,17 +150,15 @@ def _build_judge(scenario: Scenario, tasks: Sequence[ScenarioTask], strategy: St
     if strategy.judge is not None:
         return strategy.judge.build()
     built: dict[str, Judge] = {}
-    by_query: dict[str, Judge] = {}
+    by_task: dict[str, Judge] = {}
     for task in tasks:
-        spec = scenario.judge_for(task)
-        key = spec.model_dump_json()
+        key = scenario.judge_for(task).model_dump_json()
         if key not in built:
-            built[key] = spec.build()
-        by_query.setdefault(task.query, built[key])
+            built[key] = scenario.judge_for(task).build()
+        by_task[task.id] = built[key]
     if len(built) == 1:
         return next(iter(built.values()))
-    default = scenario.judge.build() if scenario.judge is not None else None
-    return _TaskJudge(default, by_query)
+    return _TaskJudge(by_task)
 
 
 def _build_solver(scenario: Scenario) -> Solver:
@@ -179,6 +192,7 @@ class EvalRun:
     tasks: list[ScenarioTask]
     out_dir: Path
     created: str
+    ladder: tuple[TierSpec, ...] = ()  # the scenario's tiers, or the --tier override
     outcomes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     complete: bool = False
     interrupted: bool = False
@@ -188,15 +202,14 @@ class EvalRun:
     def reference(self) -> str | None:
         """The strongest single tier (the ladder's last) alone, if that strategy ran."""
         singles = [s for s in self.strategies if len(s.tiers) == 1 and s.name.startswith("only:")]
-        ladder = self.scenario.tiers
         for s in singles:
-            if s.tiers[0] == ladder[-1]:
+            if s.tiers[0] == self.ladder[-1]:
                 return s.name
         return singles[-1].name if singles else None
 
     def summary(self) -> list[dict[str, Any]]:
         rows = [
-            strategy_metrics(s.name, self.outcomes[s.name], s.labels)
+            strategy_metrics(s.name, self.outcomes[s.name], s.labels, demos=s.demos, cache=s.cache)
             for s in self.strategies
             if s.name in self.outcomes
         ]
@@ -211,7 +224,7 @@ class EvalRun:
             "complete": self.complete,
             "interrupted": self.interrupted,
             "tasks_total": len(self.tasks),
-            "tiers": [_label(t) for t in self.scenario.tiers],
+            "tiers": [_label(t) for t in self.ladder],
             "reference": self.reference,
             "replay_misses": self.replay_misses,
             "strategies": self.summary(),
@@ -257,6 +270,7 @@ async def run_eval(
         tasks=tasks,
         out_dir=out,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
+        ladder=tuple(tiers) if tiers else tuple(scenario.tiers),
     )
     scorers = {task.id: Scorer(task.check) for task in tasks}
     solver = _build_solver(scenario)
@@ -364,12 +378,10 @@ async def _run_strategy(
             cache=cache,
         )
         gate = asyncio.Semaphore(concurrency)
-        finished: dict[int, dict[str, Any]] = {}
 
         async def one(position: int, task: ScenarioTask) -> None:
             async with gate:
                 outcome = await _run_task(cascade, strategy, position, task, scorers[task.id])
-            finished[position] = outcome
             sink.write(json.dumps(outcome, ensure_ascii=False) + "\n")
             sink.flush()
             outcomes.append(outcome)
@@ -381,11 +393,14 @@ async def _run_strategy(
                 for position, task in enumerate(run.tasks):
                     await one(position, task)
             else:
-                async with asyncio.TaskGroup() as group:
-                    for position, task in enumerate(run.tasks):
-                        group.create_task(one(position, task))
-            outcomes.sort(key=lambda o: o["position"])
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for position, task in enumerate(run.tasks):
+                            group.create_task(one(position, task))
+                except BaseExceptionGroup as errors:
+                    raise errors.exceptions[0] from None  # e.g. a ConfigError: say it plainly
         finally:
+            outcomes.sort(key=lambda o: o["position"])
             if cache is not None:
                 with contextlib.suppress(Exception):
                     await cache.close()
@@ -394,6 +409,7 @@ async def _run_strategy(
 async def _run_task(
     cascade: Any, strategy: Strategy, position: int, task: ScenarioTask, scorer: Scorer
 ) -> dict[str, Any]:
+    _CURRENT_TASK.set(task.id)  # this asyncio task's context: concurrent tasks don't mix
     started = time.perf_counter()
     result = await cascade.run(task.query, time_sensitive=task.time_sensitive)
     latency = time.perf_counter() - started

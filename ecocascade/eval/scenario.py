@@ -265,9 +265,13 @@ class Scenario(_Strict):
         if self.tasks and self.tasks_file is not None:
             raise ValueError("give `tasks` or `tasks_file`, not both")
         self._check_tasks(self.tasks)
+        check_unique_labels(self.tiers)
         names = {c.name for c in self.custom}
         if len(names) != len(self.custom):
             raise ValueError("custom strategy names must be unique")
+        for name in names:
+            if name in BUILTIN_STRATEGIES or name.startswith("only:"):
+                raise ValueError(f"custom strategy {name!r} would shadow a built-in strategy")
         for name in self.strategies:
             if (
                 name not in BUILTIN_STRATEGIES
@@ -343,6 +347,14 @@ class Scenario(_Strict):
         if not path.is_file():
             raise ConfigError("file not found", where=str(path))
         return path
+
+
+def check_unique_labels(tiers: list[TierSpec] | tuple[TierSpec, ...]) -> None:
+    """Strategies and results name tiers by ``name`` (else ``model``): two must not share one."""
+    labels = [t.name or t.model for t in tiers]
+    for label in labels:
+        if labels.count(label) > 1:
+            raise ValueError(f"two tiers are called {label!r}: give them different `name`s")
 
 
 def load_scenario(path: str | Path) -> Scenario:
