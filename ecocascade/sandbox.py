@@ -271,7 +271,20 @@ async def run_python(
         finally:
             if ruleset is not None:
                 os.close(ruleset)
-    return dataclasses.replace(result, writes_confined=ruleset is not None)
+    # The temp dir's random name would make every traceback unique: show it as "." (the code's
+    # working dir), so the same code gives the same output — and a recorded run replays.
+    return dataclasses.replace(
+        result,
+        stdout=_relative_to(result.stdout, workdir),
+        stderr=_relative_to(result.stderr, workdir),
+        writes_confined=ruleset is not None,
+    )
+
+
+def _relative_to(text: str, workdir: str) -> str:
+    for path in {os.path.realpath(workdir), workdir}:
+        text = text.replace(path + os.sep, "." + os.sep).replace(path, ".")
+    return text
 
 
 def normalise_files(files: SandboxFiles | None) -> dict[str, str | bytes | Path]:

@@ -167,13 +167,17 @@ async def test_extra_env_reaches_the_code() -> None:
 
 async def test_cwd_is_a_fresh_temp_dir_that_is_removed_afterwards() -> None:
     """The code runs in a new directory holding only main.py, which is its HOME and is deleted."""
-    code = "import os; print(os.getcwd()); print(os.environ['HOME']); print(sorted(os.listdir()))"
+    # Printed reversed: the sandbox shows its own dir as "." in output (see the next test).
+    code = (
+        "import os; print(os.getcwd()[::-1]); print(os.environ['HOME'][::-1]);"
+        " print(sorted(os.listdir()))"
+    )
     first = await run_python(code, timeout_s=5)
     second = await run_python(code, timeout_s=5)
-    cwd, home, listing = first.stdout.splitlines()
-    assert home == cwd
-    assert listing == "['main.py']"
-    assert second.stdout.splitlines()[0] != cwd
+    cwd, home, listing = (line[::-1] for line in first.stdout.splitlines())
+    assert home == cwd and os.path.isabs(cwd)
+    assert listing[::-1] == "['main.py']"
+    assert second.stdout.splitlines()[0][::-1] != cwd
     assert not await asyncio.to_thread(os.path.exists, cwd)
 
 
@@ -442,3 +446,12 @@ async def test_without_landlock_the_run_warns_and_reports_unconfined(
     warnings = [e for e in logs if e["event"] == "sandbox.writes_unconfined"]
     assert len(warnings) == 1  # once per process, not once per run
     assert warnings[0]["log_level"] == "warning"
+
+
+async def test_the_temp_dir_never_shows_in_output_so_runs_are_reproducible() -> None:
+    code = "import os\nprint(os.getcwd())\nraise ValueError('boom')\n"
+    first = await run_python(code)
+    second = await run_python(code)
+    assert first.stdout == second.stdout == ".\n"
+    assert 'File "./main.py", line 3' in first.stderr
+    assert first.stderr == second.stderr
