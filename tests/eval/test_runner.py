@@ -97,3 +97,44 @@ async def test_the_tape_replays_errors_and_latency(tmp_path: Path, server: FakeL
     assert (replayed.text, replayed.usage) == (recorded.text, recorded.usage)
     assert replayed.latency_s == pytest.approx(recorded.latency_s, abs=1e-3)
     assert tape.misses == 1
+
+
+FAILING = "```python\nraise ValueError('not yet')\n```"
+WORKING = "```python\nprint(6 * 7)\n```"
+
+
+@pytest.mark.slow
+async def test_a_code_writing_run_replays_exactly_even_after_a_traceback(
+    tmp_path: Path, server: FakeLLMServer
+) -> None:
+    code_scenario = parse_scenario(
+        {
+            "name": "code",
+            "tiers": [
+                {"model": "openai/small", "api_base": server.api_base},
+                {"model": "openai/large", "api_base": server.api_base},
+            ],
+            "solver": {"type": "code", "max_turns": 2},
+            "judge": {"type": "code_run"},
+            "tasks": [{"id": "t", "query": "What is 6 times 7?", "check": {"number": 42}}],
+        }
+    )
+    # Tier 0's script raises; it sees the traceback, gives up; tier 1's script prints 42.
+    server.script("small", FAILING, "Sorry, it failed. TERMINATE")
+    server.script("large", WORKING, "The answer is 42. TERMINATE")
+
+    def outcome(run: Any) -> list[Any]:
+        (o,) = run.outcomes["hierarchy"]
+        return [o["success"], o["tier"], [(a["verdict"], a["answer"]) for a in o["attempts"]]]
+
+    tape = tmp_path / "tape.jsonl"
+    with Tape(tape, "record"):
+        recorded = await run_eval(code_scenario, out_dir=tmp_path / "a", strategies=["hierarchy"])
+    assert outcome(recorded)[:2] == [True, 1]
+    calls = len(server.requests)
+
+    with Tape(tape, "replay") as replaying:
+        replayed = await run_eval(code_scenario, out_dir=tmp_path / "b", strategies=["hierarchy"])
+    assert replaying.misses == 0
+    assert len(server.requests) == calls
+    assert outcome(replayed) == outcome(recorded)
