@@ -205,7 +205,7 @@ def stacked_bars(
     height: int = 340,
 ) -> str:
     """Vertical bars, one per category, each split into the ``stacks`` (label, values, colour)."""
-    frame = _Frame(width, height, left=80, bottom=78)
+    frame = _Frame(width, height, left=110, bottom=78)
     frame.legend_rows = _legend_rows(frame, [label for label, _, _ in stacks])
     if not categories:
         return _empty(frame, title, "no data to plot")
@@ -297,9 +297,10 @@ def _axes(
         )
     if y_label:
         cy = frame.top + frame.plot_h / 2
+        lx = max(14, frame.left - 50)  # beside the tick labels, whatever the margin
         parts.append(
-            f'<text x="14" y="{cy:.1f}" text-anchor="middle" fill="#333" '
-            f'transform="rotate(-90 14 {cy:.1f})">{escape(y_label)}</text>'
+            f'<text x="{lx}" y="{cy:.1f}" text-anchor="middle" fill="#333" '
+            f'transform="rotate(-90 {lx} {cy:.1f})">{escape(y_label)}</text>'
         )
     return parts
 
