@@ -56,7 +56,10 @@ __all__ = [
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # `exact: 42` or `id: 7` in YAML means the text "42" / "7"
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, coerce_numbers_to_str=True
+    )
 
 
 # --- ground-truth checks: one key names the kind ------------------------------------------------

@@ -4,7 +4,8 @@ Every :class:`~ecocascade.models.client.TierClient` call made while a tape is ac
 tape:``) goes through it: in ``record`` mode the real call happens and its completion is appended
 to the file; in ``replay`` mode the completion comes from the file and no model is called. Calls
 are keyed by model, parameters and messages (not ``api_base``, so a recording made against a
-server on one port replays anywhere). A key seen n times is replayed as its n-th recording (the
+server on one port replays anywhere; not the tier's price either: a replay reports the costs
+that were recorded). A key seen n times is replayed as its n-th recording (the
 last one if it was called more often while recording), so a sampling model replays its
 variations in order.
 

@@ -221,5 +221,15 @@ async def test_code_answers_are_scored_on_what_they_said_and_printed_not_their_c
     assert await check({"number": 0})(answer) is False  # the exit code is not an answer
 
 
+async def test_yaml_numbers_are_read_as_text_where_text_is_expected(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        '{id: a, query: "What is 2 + 2?", check: {number: 4}}',
+        "{id: 7, query: 42, check: {exact: 42}}",
+    )
+    (task,) = load_scenario(write(tmp_path, text)).load_tasks()
+    assert (task.id, task.query) == ("7", "42")
+    assert await Scorer(task.check)("42.") is True
+
+
 def test_extract_numbers() -> None:
     assert extract_numbers("1,234 and -5.5 then x2 and 3.") == [1234.0, -5.5, 3.0]
