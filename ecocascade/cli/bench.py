@@ -99,11 +99,11 @@ def _best_single_accuracy(paths: list[Path]) -> float:
     import numpy as np
 
     from ecocascade.replay.data import read_recorded
+    from ecocascade.tuning.bench import single_accuracy
     from ecocascade.tuning.tuner import merge_datasets
 
     ds = merge_datasets([read_recorded(p) for p in paths])
-    ok = ds.answered & (np.nan_to_num(ds.correct) > 0.5)
-    return float(ok.mean(axis=0).max())
+    return float(single_accuracy(ds, np.arange(len(ds))).max())
 
 
 @bench_app.command("replay")
@@ -248,5 +248,7 @@ def _print_table(result: dict[str, Any]) -> None:
     aiq = result["aiq"]
     typer.echo(
         f"AIQ: cascade {aiq['cascade']:.4f}, knn router {aiq['knn_router']:.4f}, "
-        f"single models {aiq['single_models']:.4f}"
+        f"single models {aiq['single_models']:.4f}; with the single models added: "
+        f"cascade {aiq['cascade_with_singles']:.4f}, "
+        f"knn router {aiq['knn_router_with_singles']:.4f}"
     )

@@ -32,7 +32,7 @@ from ecocascade.tuning.simulate import Candidate, Outcome, candidates_scores, si
 from ecocascade.tuning.tuner import select, train_table
 from ecocascade.types import Embedder
 
-__all__ = ["BUDGET_LEVELS", "FAMILIES", "bench_dataset", "render_html"]
+__all__ = ["BUDGET_LEVELS", "FAMILIES", "bench_dataset", "render_html", "single_accuracy"]
 
 Rows = npt.NDArray[np.int_]
 BUDGET_LEVELS = 15
@@ -103,7 +103,8 @@ def splits(n: int, folds: int, seed: int) -> list[tuple[Rows, Rows]]:
     ]
 
 
-def _single_accuracy(ds: RecordedDataset, rows: Rows) -> npt.NDArray[np.float64]:
+def single_accuracy(ds: RecordedDataset, rows: Rows) -> npt.NDArray[np.float64]:
+    """Each model's accuracy on ``rows`` (an unanswered item counts as wrong)."""
     ok = ds.answered[rows] & (np.nan_to_num(ds.correct[rows]) > 0.5)
     return np.asarray(ok.mean(axis=0), dtype=np.float64)
 
@@ -146,7 +147,7 @@ async def bench_dataset(
         say(f"{dataset.name}: split {number + 1}/{len(split_list)} in {elapsed:.1f}s")
 
     costs = np.nan_to_num(dataset.cost[scope])
-    accuracy = _single_accuracy(dataset, scope)
+    accuracy = single_accuracy(dataset, scope)
     mean_cost = costs.mean(axis=0)
     single = [
         {"name": m, "accuracy": float(accuracy[j]), "cost_per_query_usd": float(mean_cost[j])}
@@ -212,6 +213,10 @@ async def bench_dataset(
             "cascade": aiq(cascade_points, lo, hi),
             "knn_router": aiq(knn_points, lo, hi),
             "single_models": aiq(single_points, lo, hi),
+            # RouterBench's "zero router" convention: a router may always fall back to mixing
+            # single models, so its curve is judged with theirs added
+            "knn_router_with_singles": aiq(knn_points + single_points, lo, hi),
+            "cascade_with_singles": aiq(cascade_points + single_points, lo, hi),
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -236,7 +241,7 @@ def _run_split(
         features.route_rates(test, train, leave_one_out=False),
     )
     candidates, accuracy, cost = candidates_scores(table_train)
-    single = _single_accuracy(ds, train)
+    single = single_accuracy(ds, train)
     best = int(np.argmax(single))
     best_cost = float(np.nan_to_num(ds.cost[train, best]).mean())
     masks: dict[int, npt.NDArray[np.bool_]] = {}

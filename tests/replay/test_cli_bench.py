@@ -67,6 +67,9 @@ def test_tune_run_and_bench_replay_end_to_end(
     real = next(s for s in report["strategies"] if s["name"].startswith("config cascade.yaml"))
     assert real["accuracy"] == 1.0 and real["cost_per_query_usd"] < 1e-2
     assert 0.0 < report["aiq"]["knn_router"] <= 1.0 and 0.0 < report["aiq"]["cascade"] <= 1.0
+    aiqs = report["aiq"]
+    assert aiqs["knn_router_with_singles"] >= max(aiqs["knn_router"], aiqs["single_models"])
+    assert aiqs["cascade_with_singles"] >= max(aiqs["cascade"], aiqs["single_models"])
     page = (outdir / "bench.html").read_text()
     assert "<svg" in page and "synthetic_train" in page
     assert "AIQ: cascade" in out and "cascade.attempt" not in out  # log events stay off stdout
