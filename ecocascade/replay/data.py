@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 
 from ecocascade.exceptions import ConfigError
 
@@ -31,6 +32,8 @@ __all__ = [
     "read_routerbench_csv",
     "read_tasks_jsonl",
 ]
+
+log = structlog.get_logger(__name__)
 
 _ROUTERBENCH_META = frozenset({"", "sample_id", "prompt", "eval_name", "oracle_model_to_route_to"})
 
@@ -164,12 +167,20 @@ def read_routerbench_csv(path: str | Path) -> RecordedDataset:
         if not models:
             raise ConfigError(f"{path}: no model columns", where="recorded data")
         items: list[RecordedItem] = []
-        seen: set[str] = set()
+        prompts: dict[str, list[str]] = {}  # sample_id -> the distinct prompts seen under it
+        renamed, repeated = [], 0
         for row in reader:
-            item_id = row["sample_id"] or str(len(items))
-            if item_id in seen:
+            sample_id = row["sample_id"] or str(len(items))
+            prompt = _literal_text(row["prompt"])
+            seen = prompts.setdefault(sample_id, [])
+            if prompt in seen:  # the same item again: the first row wins
+                repeated += 1
                 continue
-            seen.add(item_id)
+            seen.append(prompt)
+            # RouterBench reuses a sample_id for different questions (ARC: 7 rows): keep each
+            item_id = sample_id if len(seen) == 1 else f"{sample_id}#{len(seen)}"
+            if item_id != sample_id:
+                renamed.append(item_id)
             answers: dict[str, RecordedAnswer] = {}
             for m in models:
                 response = row.get(f"{m}|model_response")
@@ -181,7 +192,15 @@ def read_routerbench_csv(path: str | Path) -> RecordedDataset:
                     correct=None if score is None else score >= 0.5,
                     cost_usd=_float(row.get(f"{m}|total_cost")),
                 )
-            items.append(RecordedItem(item_id, _literal_text(row["prompt"]), answers))
+            items.append(RecordedItem(item_id, prompt, answers))
+    if renamed or repeated:
+        log.warning(
+            "replay.duplicate_sample_ids",
+            path=str(path),
+            renamed=renamed,
+            skipped_repeated_rows=repeated,
+            note="rows with a reused sample_id and another prompt got '#n' ids",
+        )
     return RecordedDataset(path.stem, models, tuple(items))
 
 

@@ -111,6 +111,25 @@ def test_routerbench_csv_reader_parses_list_literals_scores_costs_and_missing_ce
     assert ds.correct.shape == (6, 3) and ds.cost[2, 2] == pytest.approx(1e-2)
 
 
+def test_routerbench_rows_reusing_a_sample_id_for_another_prompt_are_kept_and_reported(
+    tmp_path: Path,
+) -> None:
+    source = synthetic_dataset(4)
+    items = list(source.items)
+    items[2] = RecordedItem("s0", items[2].query, items[2].answers)  # another question, same id
+    items.append(items[1])  # the very same row twice
+    path = write_routerbench_csv(
+        RecordedDataset("dups", source.models, tuple(items)), tmp_path / "d.csv"
+    )
+    with capture_logs() as logs:
+        ds = read_routerbench_csv(path)
+    assert [it.id for it in ds.items] == ["s0", "s1", "s0#2", "s3"]
+    assert [it.query for it in ds.items] == [it.query for it in source.items]
+    assert ds.items[2].answers == source.items[2].answers
+    [event] = [e for e in logs if e["event"] == "replay.duplicate_sample_ids"]
+    assert event["renamed"] == ["s0#2"] and event["skipped_repeated_rows"] == 1
+
+
 def test_tasks_jsonl_reader_learns_from_attempts_with_known_correctness(tmp_path: Path) -> None:
     def attempt(model: str, answer: str, correct: bool | None, cost: float | None) -> dict:
         return {
