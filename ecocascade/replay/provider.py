@@ -7,8 +7,14 @@ Demonstrations may precede the query in that message (the query is matched as it
 
 Where the answers come from: the tier's ``api_base`` names recorded files (RouterBench ``.csv``
 or an eval's ``tasks.jsonl``; several joined by ``os.pathsep``), each read once per process; or
-datasets registered in code with :func:`register_dataset`. A query with no recorded answer fails
-the call with a ``NotFoundError`` (the cascade records an error attempt and escalates).
+datasets registered in code with :func:`register_dataset` (or, scoped, :func:`registered`).
+The first file (or the latest registered dataset) whose items contain the query decides: when that
+item has no answer of the tier's model, the call fails with a ``NotFoundError`` naming the item —
+it never falls through to another item or file with the same text. A query found nowhere fails
+the same way (the cascade records an error attempt and escalates). Queries are matched by text
+alone: when several items of one file share a query, they are served only if they recorded the
+same answer of the model, else the call fails as ambiguous (reading such a file logs
+``replay.duplicate_queries``).
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import structlog
 
 from ecocascade._env import import_litellm
 from ecocascade.exceptions import ConfigError
@@ -28,11 +37,16 @@ from ecocascade.replay.data import RecordedAnswer, RecordedDataset, read_recorde
 __all__ = [
     "RECORDED_COST_KEY",
     "REPLAY_PREFIX",
+    "MissingAnswer",
     "ensure_replay_provider",
     "prepare_replay_tiers",
     "register_dataset",
+    "registered",
     "replay_tier",
+    "unregister_dataset",
 ]
+
+log = structlog.get_logger(__name__)
 
 REPLAY_PREFIX = "replay/"
 RECORDED_COST_KEY = "recorded_cost_usd"
@@ -45,18 +59,51 @@ _by_path: dict[tuple[str, float], _Index] = {}
 _provider: Any = None
 
 
+class MissingAnswer(LookupError):
+    """No recorded answer to serve (the provider turns it into LiteLLM's ``NotFoundError``)."""
+
+
 class _Index:
     """Recorded items by query: exact text, or a suffix of the message (after demonstrations)."""
 
     def __init__(self, dataset: RecordedDataset) -> None:
         self.dataset = dataset
         self.exact: dict[str, int] = {}
+        self.same_query: dict[int, list[int]] = {}  # first item -> every item with its query
         self.by_tail: dict[str, list[int]] = {}
         for i, item in enumerate(dataset.items):
             query = item.query.strip()
-            self.exact.setdefault(query, i)
+            first = self.exact.setdefault(query, i)
+            if first != i:
+                self.same_query.setdefault(first, [first]).append(i)
+                continue
             self.by_tail.setdefault(query[-_SUFFIX_KEY_CHARS:], []).append(i)
         self.tail_lengths = sorted({len(tail) for tail in self.by_tail}, reverse=True)
+        if self.same_query:
+            log.warning(
+                "replay.duplicate_queries",
+                dataset=dataset.name,
+                items=[[dataset.items[i].id for i in group] for group in self.same_query.values()],
+                note="served only where they recorded the same answer of the model",
+            )
+
+    def answer(self, i: int, model: str) -> RecordedAnswer:
+        """Item ``i``'s answer of ``model``; its twins (same query) must agree on it."""
+        items = self.dataset.items
+        group = self.same_query.get(i, [i])
+        answers = {items[j].answers.get(model) for j in group}
+        if len(answers) > 1:
+            ids = ", ".join(items[j].id for j in group)
+            raise MissingAnswer(
+                f"items {ids} of {self.dataset.name} share this query but recorded different "
+                f"answers of {model}: ambiguous"
+            )
+        answer = answers.pop()
+        if answer is None:
+            raise MissingAnswer(
+                f"item {items[i].id} of {self.dataset.name} has no recorded answer of {model}"
+            )
+        return answer
 
     def find(self, content: str) -> int | None:
         content = content.strip()
@@ -75,10 +122,28 @@ class _Index:
 
 
 def register_dataset(dataset: RecordedDataset) -> None:
-    """Serve ``dataset``'s answers to ``replay/...`` tiers that name no ``api_base`` file."""
+    """Serve ``dataset``'s answers to ``replay/...`` tiers that name no ``api_base`` file, for the
+    rest of the process (until :func:`unregister_dataset`); the latest registered is asked first."""
     ensure_replay_provider()
+    index = _Index(dataset)
     with _lock:
-        _registered.insert(0, _Index(dataset))
+        _registered.insert(0, index)
+
+
+def unregister_dataset(dataset: RecordedDataset) -> None:
+    """Stop serving ``dataset`` (registered with :func:`register_dataset`); a no-op if it is not."""
+    with _lock:
+        _registered[:] = [index for index in _registered if index.dataset is not dataset]
+
+
+@contextmanager
+def registered(dataset: RecordedDataset) -> Iterator[RecordedDataset]:
+    """``with registered(ds):`` serves ``ds`` inside the block only."""
+    register_dataset(dataset)
+    try:
+        yield dataset
+    finally:
+        unregister_dataset(dataset)
 
 
 def replay_tier(model: str, data: str | Path | None = None, *, name: str | None = None) -> Tier:
@@ -131,20 +196,19 @@ def _last_user_text(messages: list[Any]) -> str:
     return ""
 
 
-def lookup(model: str, messages: list[Any], api_base: str | None) -> RecordedAnswer | None:
+def lookup(model: str, messages: list[Any], api_base: str | None) -> RecordedAnswer:
+    """The recorded answer of ``model`` to the last user message; :class:`MissingAnswer` if the
+    first source holding the query has none (see the module docs)."""
     content = _last_user_text(messages)
-    indexes = (
-        [_index_for_path(p) for p in api_base.split(os.pathsep) if p]
-        if api_base
-        else list(_registered)
-    )
+    with _lock:
+        indexes = None if api_base else list(_registered)
+    if indexes is None:
+        indexes = [_index_for_path(p) for p in (api_base or "").split(os.pathsep) if p]
     for index in indexes:
         i = index.find(content)
         if i is not None:
-            answer = index.dataset.items[i].answers.get(model)
-            if answer is not None:
-                return answer
-    return None
+            return index.answer(i, model)
+    raise MissingAnswer(f"no recorded item has this query (asked for {model})")
 
 
 def ensure_replay_provider() -> None:
@@ -181,12 +245,10 @@ def _make_provider(litellm: Any) -> Any:
                 raise litellm.BadRequestError(
                     message=f"replay: {error}", model=model, llm_provider="replay"
                 ) from None
-            if answer is None:
+            except MissingAnswer as error:
                 raise litellm.NotFoundError(
-                    message=f"replay: no recorded answer of {model} for this query",
-                    model=model,
-                    llm_provider="replay",
-                )
+                    message=f"replay: {error}", model=model, llm_provider="replay"
+                ) from None
             response = kwargs.get("model_response") or litellm.ModelResponse()
             response.model = f"{REPLAY_PREFIX}{model}"
             response.choices[0].message.content = answer.text

@@ -6,7 +6,8 @@ import hashlib
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, RecordedItem
 
 MODELS = ("small", "medium", "large")
+Serve = Callable[[RecordedDataset], RecordedDataset]
 COSTS = {"small": 1e-4, "medium": 1e-3, "large": 1e-2}
 
 
@@ -97,3 +99,13 @@ def embedder() -> WordsEmbedder:
 def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Embedding caches go to a temp ECOCASCADE_HOME, never the user's."""
     monkeypatch.setenv("ECOCASCADE_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture
+def serve() -> Iterator[Serve]:
+    """``serve(ds)``: replay tiers answer from ``ds`` until the test ends (then it is unregistered,
+    so no test depends on another's registrations)."""
+    from ecocascade.replay.provider import registered
+
+    with ExitStack() as stack:
+        yield lambda ds: stack.enter_context(registered(ds))

@@ -13,10 +13,10 @@ from ecocascade.exceptions import ConfigError
 from ecocascade.judges.agreement import AgreementJudge, extract_answer
 from ecocascade.judges.learned import LearnedJudge, Record
 from ecocascade.replay.data import RecordedDataset
-from ecocascade.replay.provider import register_dataset, replay_tier
+from ecocascade.replay.provider import replay_tier
 from ecocascade.routing import HistoryRouter, SolutionStoreRouter
 
-from .conftest import WordsEmbedder, synthetic_dataset
+from .conftest import Serve, WordsEmbedder, synthetic_dataset
 
 
 def records(ds: RecordedDataset, rows: range) -> list[Record]:
@@ -73,10 +73,10 @@ class _OtherEmbedder(WordsEmbedder):
 
 
 async def test_learned_judge_in_a_cascade_uses_the_answering_models_threshold(
-    embedder: WordsEmbedder,
+    embedder: WordsEmbedder, serve: Serve
 ) -> None:
     ds = synthetic_dataset(60)
-    register_dataset(ds)
+    serve(ds)
     judge = await LearnedJudge.fit(
         records(ds, range(60)), embedder, thresholds={"small": 0.5, "large": 0.0}
     )
@@ -121,9 +121,11 @@ def test_code_answers_agree_regardless_of_formatting_comments_and_docstrings() -
     assert extract_answer(a) == extract_answer(b) != extract_answer(c)
 
 
-async def test_agreement_judge_accepts_agreeing_answers_and_pays_for_its_references() -> None:
+async def test_agreement_judge_accepts_agreeing_answers_and_pays_for_its_references(
+    serve: Serve,
+) -> None:
     ds = synthetic_dataset(12)
-    register_dataset(ds)
+    serve(ds)
     judge = AgreementJudge([replay_tier("medium")])
     cascade = Cascade([replay_tier("small"), replay_tier("large")], judge)
     easy = ds.items[4]  # small and medium both right
@@ -141,9 +143,9 @@ async def test_agreement_judge_accepts_agreeing_answers_and_pays_for_its_referen
     assert result.cost_usd == pytest.approx(1e-4 + 1e-3 + 1e-2)
 
 
-async def test_agreement_judge_never_asks_the_model_it_is_judging() -> None:
+async def test_agreement_judge_never_asks_the_model_it_is_judging(serve: Serve) -> None:
     ds = synthetic_dataset(12)
-    register_dataset(ds)
+    serve(ds)
     judge = AgreementJudge([replay_tier("small"), replay_tier("medium")], min_agree=1)
     cascade = Cascade([replay_tier("small"), replay_tier("large")], judge)
     result = await cascade.run(ds.items[4].query, use_cache=False)
@@ -165,10 +167,10 @@ def test_agreement_judge_checks_its_settings() -> None:
 
 
 async def test_history_router_skips_tiers_that_failed_on_similar_queries(
-    embedder: WordsEmbedder,
+    embedder: WordsEmbedder, serve: Serve
 ) -> None:
     ds = synthetic_dataset(40)
-    register_dataset(ds)
+    serve(ds)
     correct = np.nan_to_num(ds.correct)
     router = await HistoryRouter.fit(
         [it.query for it in ds.items], correct, ds.models, embedder, k=5, skip_below=0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from structlog.testing import capture_logs
 
 from ecocascade.controller.cascade import Cascade
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE
-from ecocascade.exceptions import ConfigError
+from ecocascade.exceptions import ConfigError, ProviderRejectedError
 from ecocascade.judges.check import ContainsJudge
 from ecocascade.replay.data import (
     RecordedAnswer,
@@ -20,7 +21,7 @@ from ecocascade.replay.data import (
     read_routerbench_csv,
     read_tasks_jsonl,
 )
-from ecocascade.replay.provider import register_dataset, replay_tier
+from ecocascade.replay.provider import registered, replay_tier, unregister_dataset
 from ecocascade.types import Demonstration
 
 from .conftest import synthetic_dataset, write_routerbench_csv
@@ -46,8 +47,15 @@ ARITHMETIC = RecordedDataset(
 )
 
 
-async def test_cascade_over_replay_tiers_serves_recorded_answers_and_costs() -> None:
-    register_dataset(ARITHMETIC)
+@pytest.fixture
+def arithmetic() -> Iterator[RecordedDataset]:
+    with registered(ARITHMETIC) as ds:
+        yield ds
+
+
+async def test_cascade_over_replay_tiers_serves_recorded_answers_and_costs(
+    arithmetic: RecordedDataset,
+) -> None:
     cascade = Cascade([replay_tier("cheap"), replay_tier("strong")], ContainsJudge("4"))
     result = await cascade.run("What is 2+2?", use_cache=False)
     assert [(a.model, a.answer, a.verdict) for a in result.attempts] == [
@@ -58,8 +66,9 @@ async def test_cascade_over_replay_tiers_serves_recorded_answers_and_costs() -> 
     assert result.cost_usd == pytest.approx(0.0127)
 
 
-async def test_the_query_is_found_after_demonstrations_in_the_message() -> None:
-    register_dataset(ARITHMETIC)
+async def test_the_query_is_found_after_demonstrations_in_the_message(
+    arithmetic: RecordedDataset,
+) -> None:
     demo = Demonstration("d1", "What is 1+1?", "2", similarity=0.9)
     content = DEFAULT_DEMO_TEMPLATE.render("What is 3+3?", [demo])
     assert content != "What is 3+3?" and content.endswith("What is 3+3?")
@@ -71,8 +80,9 @@ async def test_the_query_is_found_after_demonstrations_in_the_message() -> None:
     assert (completion.text, completion.cost_usd) == ("6", 0.0005)
 
 
-async def test_a_model_without_a_recorded_answer_is_an_error_attempt_and_we_escalate() -> None:
-    register_dataset(ARITHMETIC)
+async def test_a_model_without_a_recorded_answer_is_an_error_attempt_and_we_escalate(
+    arithmetic: RecordedDataset,
+) -> None:
     cascade = Cascade([replay_tier("strong"), replay_tier("cheap")], ContainsJudge("6"))
     with capture_logs() as logs:
         result = await cascade.run("What is 3+3?", use_cache=False)
@@ -80,6 +90,66 @@ async def test_a_model_without_a_recorded_answer_is_an_error_attempt_and_we_esca
     assert result.attempts[0].error == "rejected"
     assert result.cost_usd == pytest.approx(0.0005)
     assert any(e["event"] == "cascade.escalated" for e in logs)
+
+
+async def test_a_missing_answer_fails_naming_the_item_and_never_serves_another_sources(
+    arithmetic: RecordedDataset,
+) -> None:
+    from ecocascade.models.client import TierClient
+
+    # another source has the same query with an answer of "strong"; the one asked first has not
+    other = RecordedDataset(
+        "other",
+        ("strong",),
+        (RecordedItem("o1", "What is 3+3?", {"strong": RecordedAnswer("7", False, 1.0)}),),
+    )
+    with registered(other):
+        unregister_dataset(ARITHMETIC)  # re-register so ARITHMETIC is asked first
+        with (
+            registered(ARITHMETIC),
+            pytest.raises(
+                ProviderRejectedError,
+                match="item q2 of arithmetic has no recorded answer of strong",
+            ),
+        ):
+            await TierClient(replay_tier("strong")).complete(
+                [{"role": "user", "content": "What is 3+3?"}]
+            )
+
+
+async def test_items_sharing_a_query_are_served_only_when_their_answers_agree() -> None:
+    from ecocascade.models.client import TierClient
+
+    same = RecordedAnswer("B", True, 1e-3)
+    twins = RecordedDataset(
+        "twins",
+        ("m", "n"),
+        (
+            RecordedItem(
+                "a", "Pick one: A or B?", {"m": same, "n": RecordedAnswer("A", False, 1e-3)}
+            ),
+            RecordedItem(
+                "b", "Pick one: A or B?", {"m": same, "n": RecordedAnswer("B", True, 1e-3)}
+            ),
+        ),
+    )
+    with capture_logs() as logs, registered(twins):
+        ask = [{"role": "user", "content": "Pick one: A or B?"}]
+        assert (await TierClient(replay_tier("m")).complete(ask)).text == "B"
+        with pytest.raises(ProviderRejectedError, match="items a, b of twins share this query"):
+            await TierClient(replay_tier("n")).complete(ask)
+    [event] = [e for e in logs if e["event"] == "replay.duplicate_queries"]
+    assert event["items"] == [["a", "b"]]
+
+
+async def test_a_registered_dataset_is_served_only_inside_its_block() -> None:
+    from ecocascade.models.client import TierClient
+
+    ask = [{"role": "user", "content": "What is 2+2?"}]
+    with registered(ARITHMETIC):
+        assert (await TierClient(replay_tier("strong")).complete(ask)).text == "4"
+    with pytest.raises(ProviderRejectedError, match="no recorded item has this query"):
+        await TierClient(replay_tier("strong")).complete(ask)
 
 
 async def test_a_tier_reads_its_recorded_file_from_api_base(tmp_path: Path) -> None:

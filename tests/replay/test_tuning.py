@@ -11,7 +11,7 @@ from ecocascade.judges.agreement import AgreementJudge
 from ecocascade.judges.combinators import AllOf, AnyOf
 from ecocascade.judges.learned import LearnedJudge, LearnedModel
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, RecordedItem
-from ecocascade.replay.provider import register_dataset, replay_tier
+from ecocascade.replay.provider import replay_tier
 from ecocascade.replay.run import run_cascade_on
 from ecocascade.routing import HistoryRouter
 from ecocascade.tuning.features import dataset_features, make_table
@@ -19,7 +19,7 @@ from ecocascade.tuning.metrics import aiq, hull, knn_router, oracle
 from ecocascade.tuning.simulate import Candidate, Table, candidates_scores, simulate
 from ecocascade.tuning.tuner import select, train_table, tune
 
-from .conftest import WordsEmbedder, synthetic_dataset
+from .conftest import Serve, WordsEmbedder, synthetic_dataset
 
 
 def noisy_dataset(n: int = 48, seed: int = 1) -> RecordedDataset:
@@ -42,10 +42,10 @@ def noisy_dataset(n: int = 48, seed: int = 1) -> RecordedDataset:
 
 
 async def test_simulation_matches_the_real_cascade_over_replay_tiers(
-    embedder: WordsEmbedder,
+    embedder: WordsEmbedder, serve: Serve
 ) -> None:
     ds = noisy_dataset()
-    register_dataset(ds)
+    serve(ds)
     features = await dataset_features(ds, embedder)
     rows = np.arange(len(ds))
     model: LearnedModel = features.fit_judge(rows)
