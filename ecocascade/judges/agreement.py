@@ -1,7 +1,8 @@
 """A judge that asks other (cheap) models and accepts when their extracted answers agree.
 
 No ground truth needed at run time: two independent models giving the same final answer (the
-same choice letter, the same number, the same normalised code) is evidence the answer is right.
+same choice letter, the same number, the same code up to formatting — compared by its syntax tree,
+not by running it) is evidence the answer is right.
 The references' calls go through :class:`~ecocascade.models.client.TierClient` like any tier's,
 and their cost is this judge's cost.
 """
@@ -34,6 +35,7 @@ _CHOICE_STATED = re.compile(
 _CHOICE_LINE = re.compile(r"^\s*\(?([A-E])\)(?:\s|$)", re.MULTILINE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _MAX_TEXT_KEY = 200
+_PYTHON_TAG_BLOCK = re.compile(r"\[PYTHON\]\s*\n?(.*?)(?:\[/PYTHON\]|\Z)", re.DOTALL)
 
 
 def extract_answer(answer: str, kind: AnswerKind = "auto") -> str | None:
@@ -41,8 +43,13 @@ def extract_answer(answer: str, kind: AnswerKind = "auto") -> str | None:
 
     ``choice``: a multiple-choice letter (``"B"``, ``"B) wet palms"``, ``"The answer is (B)"``);
     ``number``: the last number, normalised (``"1,000.0"`` → ``1000``); ``code``: the last Python
-    block's AST with docstrings and comments dropped (formatting never matters); ``text``:
-    lower-cased words. ``auto`` tries code, then choice, then number, then text.
+    block (fenced, or code-llama's ``[PYTHON]...[/PYTHON]``) as its AST with docstrings and
+    comments dropped; ``text``: lower-cased words. ``auto`` tries code, then choice, then number,
+    then text.
+
+    Code is compared by *form*, not behaviour: two programs agree only when they parse to the
+    same tree (formatting, comments and docstrings aside), so equivalent programs written
+    differently disagree (a missed saving, never a wrong acceptance by accident). Nothing is run.
     """
     if kind not in _KINDS:
         raise ConfigError(f"unknown answer kind {kind!r}; expected one of {_KINDS}", where="kind")
@@ -85,7 +92,8 @@ def _number_key(text: str) -> str | None:
 
 
 def _code_key(text: str) -> str | None:
-    code = extract_python_code(text)
+    tagged = _PYTHON_TAG_BLOCK.findall(text)  # code-llama's ``[PYTHON] ... [/PYTHON]``
+    code = tagged[-1] if tagged else extract_python_code(text)
     if code is None or not code.strip():
         return None
     try:

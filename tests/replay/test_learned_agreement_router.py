@@ -121,6 +121,20 @@ def test_code_answers_agree_regardless_of_formatting_comments_and_docstrings() -
     assert extract_answer(a) == extract_answer(b) != extract_answer(c)
 
 
+def test_code_llamas_python_tags_are_code_not_their_test_cases_last_number() -> None:
+    def tagged(body: str, check: str) -> str:
+        return f" \n[PYTHON]\n{body}\n[/PYTHON]\n[TESTS]\n# Test case 1:\n{check}\n[/TESTS]\n"
+
+    right = tagged("def double(x):\n    return x * 2", "assert double(2) == 4")
+    wrong = tagged("def double(x):\n    return x + 2", "assert double(2) == 4")
+    fenced = "```python\ndef double(x):\n    return x * 2\n```"
+    assert (extract_answer(right) or "").startswith("code:")
+    assert extract_answer(right) != extract_answer(wrong)  # both ended with "4" before
+    assert extract_answer(right) == extract_answer(fenced)
+    unclosed = " [PYTHON]\ndef double(x):\n    return x * 2\n"
+    assert extract_answer(unclosed) == extract_answer(fenced)
+
+
 async def test_agreement_judge_accepts_agreeing_answers_and_pays_for_its_references(
     serve: Serve,
 ) -> None:
