@@ -64,7 +64,14 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
         Candidate(
             (medium, large), "agreement", references=(small, medium), min_agree=1, skip_below=0.5
         ),
+        Candidate((small, medium, large), "any", thresholds=(0.7, 0.6), references=(medium,)),
+        Candidate(
+            (small, large), "any", thresholds=(0.9,), references=(small, medium), min_agree=1
+        ),
+        Candidate((small, medium, large), "all", thresholds=(0.3, 0.2), references=(medium,)),
+        Candidate((small, large), "all", thresholds=(0.4,), references=(medium,), skip_below=0.5),
     ]
+    assert {c.judge for c in candidates} == {"learned", "agreement", "any", "all"}
     for candidate in candidates:
         tiers = [replay_tier(ds.models[m]) for m in candidate.ladder]
         thresholds = dict(
