@@ -59,7 +59,7 @@ def current_attempt() -> AttemptContext | None:
 
 
 def set_attempt(context: AttemptContext | None) -> contextvars.Token[AttemptContext | None]:
-    """Set by the cascade around each judge call; reset with ``_attempt.reset(token)``."""
+    """Set by the cascade around each judge call; undo with :func:`reset_attempt`."""
     return _attempt.set(context)
 
 
@@ -92,7 +92,10 @@ class HistoryRouter:
         *,
         k: int = 10,
         skip_below: float = 0.4,
+        embedder_name: str | None = None,
     ) -> None:
+        """``embedder`` embeds new queries; ``None`` (with ``embedder_name``, the name of the one
+        that embedded ``vectors``) builds a router that can only be saved."""
         import numpy as np
 
         from ecocascade.exceptions import ConfigError
@@ -107,7 +110,9 @@ class HistoryRouter:
         if not shape_ok or self._vectors.shape[0] != self._correct.shape[0]:
             raise ConfigError("vectors, correct and models do not line up", where="router")
         self.models = tuple(models)
-        self.embedder_name = str(embedder.name)
+        if embedder is None and embedder_name is None:
+            raise ConfigError("give an embedder or its name", where="router.embedder")
+        self.embedder_name = embedder_name or str(embedder.name)
         self.k = k
         self.skip_below = skip_below
         self._embedder = embedder
@@ -147,8 +152,11 @@ class HistoryRouter:
     async def start_tier(self, query: str, tiers: Sequence[Tier]) -> int:
         import numpy as np
 
+        from ecocascade.exceptions import ConfigError
         from ecocascade.judges.learned import QUERY_TAIL_CHARS
 
+        if self._embedder is None:
+            raise ConfigError("this router has no embedder (built to be saved)", where="router")
         [vector] = await self._embedder.embed([query.strip()[-QUERY_TAIL_CHARS:]])
         rates = self.success_rates(vector)
         column = {m: j for j, m in enumerate(self.models)}

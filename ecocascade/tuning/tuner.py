@@ -201,14 +201,12 @@ def candidate_config(
         router_path = out.with_suffix(".router.npz").resolve()
         correct, known = features.labels()
 
-        class _Named:
-            name = features.embedder_name
-
         HistoryRouter(
             features.query,
             np.where(known, correct, np.nan),
             models,
-            _Named(),
+            None,
+            embedder_name=features.embedder_name,
             k=ROUTER_K,
             skip_below=candidate.skip_below,
         ).save(router_path)
