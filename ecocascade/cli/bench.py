@@ -41,15 +41,29 @@ def tune(
     ] = None,
     budget_per_query: Annotated[
         float | None,
-        typer.Option("--budget-per-query", help="Most accurate config within this USD/query."),
+        typer.Option(
+            "--budget-per-query",
+            help="Most accurate config whose mean USD per query on the train data is within "
+            "this (a mean, not a per-query cap).",
+        ),
     ] = None,
     live: Annotated[
         bool,
         typer.Option(
             "--live/--replay",
-            help="Tiers name the recorded models themselves (--live) or replay their answers.",
+            help="Tiers call real models (--live; map names with --model-map) or replay the "
+            "recorded answers (default).",
         ),
     ] = False,
+    model_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-map",
+            help="With --live: RECORDED=LITELLM_MODEL, e.g. "
+            "meta/llama-2-70b-chat=together_ai/meta-llama/Llama-2-70b-chat-hf; repeat. "
+            "Unmapped models are written as the data names them (edit them).",
+        ),
+    ] = None,
     embedder: EmbedderOpt = "sentence-transformers",
     log_level: LogLevel = "warning",
 ) -> None:
@@ -58,7 +72,8 @@ def tune(
     Searches every ladder of up to 3 recorded models (cheapest first), a learned judge's
     per-tier thresholds, agreement judges, and the history router, by simulating the cascade on
     the records (learned scores cross-fitted). Without a target or budget the target is the most
-    accurate single model's train accuracy.
+    accurate single model's train accuracy. The YAML names the judge/router files and replayed
+    data by absolute path.
     """
     import asyncio
     import time
@@ -71,6 +86,16 @@ def tune(
     configure_logging(log_level)
     if target_accuracy is not None and budget_per_query is not None:
         raise ConfigError("give --target-accuracy or --budget-per-query, not both", where="tune")
+    mapping: dict[str, str] = {}
+    for entry in model_map or []:
+        recorded, sep, litellm_model = entry.partition("=")
+        if not sep or not recorded.strip() or not litellm_model.strip():
+            raise ConfigError(
+                f"expected RECORDED=LITELLM_MODEL, got {entry!r}", where="--model-map"
+            )
+        mapping[recorded.strip()] = litellm_model.strip()
+    if mapping and not live:
+        raise ConfigError("--model-map maps live tiers: add --live", where="--model-map")
     started = time.perf_counter()
     target = target_accuracy
     if target is None and budget_per_query is None:
@@ -85,9 +110,16 @@ def tune(
             budget=budget_per_query,
             replay=not live,
             embedder_spec=embedder,
+            model_map=mapping,
         )
     )
     typer.echo(f"chose: {result.describe()}")
+    if result.unmapped:
+        typer.echo(
+            f"edit {out}: tiers {', '.join(result.unmapped)} are named as in the recorded data, "
+            "not as LiteLLM models (or pass --model-map)",
+            err=True,
+        )
     typer.echo(
         f"train accuracy {result.train_accuracy:.4f}, ${result.train_cost:.6g} per query "
         f"({result.candidates} candidates, {time.perf_counter() - started:.1f}s)"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,8 @@ class TuneResult:
     train_cost: float
     candidates: int
     config: dict[str, Any]
+    unmapped: tuple[str, ...] = ()
+    """Live tiers that name a recorded model verbatim (no ``model_map`` entry): edit them."""
 
     def describe(self) -> str:
         return self.candidate.describe(self.models)
@@ -113,8 +115,16 @@ async def tune_files(
     budget: float | None = None,
     replay: bool = True,
     embedder_spec: str = "sentence-transformers",
+    model_map: Mapping[str, str] | None = None,
 ) -> TuneResult:
-    """Tune on ``paths`` and write ``out`` (YAML) plus the judge/router files it names."""
+    """Tune on ``paths`` and write ``out`` (YAML) plus the judge/router files it names.
+
+    ``replay`` tiers replay the recorded answers; else (live) each tier calls
+    ``model_map[recorded name]`` and keeps the recorded name as its ``name`` (the learned judge's
+    thresholds and the router's history are keyed by it); a recorded model missing from the map
+    is written as it is named in the data — see ``TuneResult.unmapped``."""
+    if model_map and replay:
+        raise ConfigError("a model map is for live tiers only", where="--model-map")
     if target is not None and not 0.0 <= target <= 1.0:
         raise ConfigError(f"must be in [0, 1], got {target}", where="--target-accuracy")
     if budget is not None and (not math.isfinite(budget) or budget < 0):
@@ -126,7 +136,16 @@ async def tune_files(
     candidate, acc, cost, count = tune(table, target=target, budget=budget)
     out = Path(out)
     data = _joined_paths(paths) if replay else None
-    config = candidate_config(candidate, features, out, data=data, embedder_spec=embedder_spec)
+    config = candidate_config(
+        candidate, features, out, data=data, embedder_spec=embedder_spec, model_map=model_map
+    )
+    unmapped = tuple(
+        dict.fromkeys(
+            dataset.models[m]
+            for m in (*candidate.ladder, *candidate.references)
+            if not replay and dataset.models[m] not in (model_map or {})
+        )
+    )
     import yaml
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -134,9 +153,14 @@ async def tune_files(
         f"# Tuned by `ecocascade tune` on {', '.join(str(p) for p in paths)}\n"
         f"# {candidate.describe(dataset.models)}\n"
         f"# train accuracy {acc:.4f}, cost per query ${cost:.6g} (of {count} candidates)\n"
+        "# judge, router and replay paths are absolute (as on the machine that tuned)\n"
     )
+    if unmapped:
+        header += (
+            f"# EDIT: {', '.join(unmapped)} named as in the recorded data, not as LiteLLM models\n"
+        )
     out.write_text(header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
-    return TuneResult(candidate, dataset.models, acc, cost, count, config)
+    return TuneResult(candidate, dataset.models, acc, cost, count, config, unmapped)
 
 
 def _joined_paths(paths: Sequence[str | Path]) -> str:
@@ -151,6 +175,7 @@ def candidate_config(
     *,
     data: str | None,
     embedder_spec: str = "sentence-transformers",
+    model_map: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The cascade config (as a YAML-ready dict) for ``candidate``; fits and saves the learned
     judge and the router on all of ``features`` when the candidate uses them."""
@@ -158,10 +183,10 @@ def candidate_config(
     rows = np.arange(len(features.dataset))
 
     def tier(m: int) -> dict[str, Any]:
-        spec: dict[str, Any] = {"model": f"replay/{models[m]}" if data else models[m]}
         if data:
-            spec["api_base"] = data
-        return spec
+            return {"model": f"replay/{models[m]}", "api_base": data}
+        live = (model_map or {}).get(models[m])
+        return {"model": live, "name": models[m]} if live else {"model": models[m]}
 
     config: dict[str, Any] = {"tiers": [tier(m) for m in candidate.ladder]}
     judges: list[dict[str, Any]] = []

@@ -75,6 +75,41 @@ def test_tune_run_and_bench_replay_end_to_end(
     assert "AIQ: cascade" in out and "cascade.attempt" not in out  # log events stay off stdout
 
 
+def test_tune_live_writes_mapped_litellm_models_and_keeps_recorded_names_as_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ecocascade.config.loader import load_config
+
+    data = write_routerbench_csv(synthetic_dataset(60), tmp_path / "synthetic_train.csv")
+    config = tmp_path / "live.yaml"
+    code, _, err = invoke(
+        capsys, "tune", "--train", str(data), "--out", str(config), "--live",
+        "--model-map", "small=openai/gpt-4o-mini", "--model-map", "medium=openai/gpt-4o",
+    )  # fmt: skip
+    assert code == 0, err
+    text = config.read_text()
+    spec = yaml.safe_load(text)
+    live = {"small": "openai/gpt-4o-mini", "medium": "openai/gpt-4o"}
+    for tier in spec["tiers"][:-1]:
+        assert tier == {"model": live[tier["name"]], "name": tier["name"]}
+    assert spec["tiers"][-1] == {"model": "large"}  # not mapped: written as the data names it
+    assert "# EDIT: large named as in the recorded data" in text
+    assert "edit" in err and "large" in err
+    cascade = load_config(config).build()
+    labels = [t.label for t in cascade.tiers]
+    assert labels[-1] == "large" and set(labels[:-1]) <= {"small", "medium"}
+    assert set(spec["judge"]["thresholds"]) == set(labels)  # the judge finds every tier's
+
+
+def test_tune_model_map_needs_live(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_routerbench_csv(synthetic_dataset(8), tmp_path / "x.csv")
+    code, _, err = invoke(
+        capsys, "tune", "--train", str(data), "--out", str(tmp_path / "c.yaml"),
+        "--model-map", "small=openai/gpt-4o-mini",
+    )  # fmt: skip
+    assert code != 0 and "--live" in err
+
+
 def test_tune_refuses_a_target_and_a_budget_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
