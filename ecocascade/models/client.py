@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import os
 import ssl
+import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
@@ -338,8 +339,11 @@ def _delta_text(chunk: Any) -> str:
 def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
     """The tier's price times the tokens; a ``replay/`` tier's provider reports the recorded cost
     instead (see :mod:`ecocascade.replay`)."""
-    if tier.model.startswith("replay/"):
-        recorded = (getattr(response, "_hidden_params", None) or {}).get("recorded_cost_usd")
+    # a replay tier can only have answered if its provider module is loaded: no import here
+    replay = sys.modules.get("ecocascade.replay.provider")
+    if replay is not None and tier.model.startswith(replay.REPLAY_PREFIX):
+        hidden = getattr(response, "_hidden_params", None) or {}
+        recorded = hidden.get(replay.RECORDED_COST_KEY)
         if recorded is not None:
             return float(recorded)
     return call_cost(tier, usage.input_tokens, usage.output_tokens)
