@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -72,6 +69,10 @@ def eval_command(
     Writes DIR/results.json (metrics per strategy), DIR/tasks.jsonl (every attempt of every
     task) and DIR/report.html (tables and charts). Ctrl-C stops early and keeps partial results.
     """
+    import asyncio
+    import contextlib
+    import sys
+
     from rich.console import Console
 
     from ecocascade.cli.logs import configure_logging
