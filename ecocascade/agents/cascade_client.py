@@ -50,6 +50,7 @@ from ecocascade.agents.client import (
     tool_schema,
 )
 from ecocascade.cache.base import CacheEntry
+from ecocascade.controller.cascade import log_attempt, short_error
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.exceptions import CascadeFailedError, ConfigError, JudgeError, ProviderError
 from ecocascade.models.tier import Tier
@@ -344,7 +345,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
                     error_message=f"{client.label} {unsupported}",
                 )
                 attempts.append(attempt)
-                _log_attempt(bound, attempt)
+                log_attempt(bound, attempt, reason=attempt.reason or attempt.error_message)
                 self._log_escalation(bound, index, attempt)
                 continue
             args: dict[str, Any] = {
@@ -378,7 +379,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
                 )
                 self.retries += error.retries
                 attempts.append(attempt)
-                _log_attempt(bound, attempt)
+                log_attempt(bound, attempt, reason=attempt.reason or attempt.error_message)
                 self._log_escalation(bound, index, attempt)
                 continue
             assert outcome is not None
@@ -409,7 +410,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
                 retries=stats.retries,
             )
             attempts.append(attempt)
-            _log_attempt(bound, attempt)
+            log_attempt(bound, attempt, reason=attempt.reason or attempt.error_message)
             if attempt.accepted:
                 await self._cache_store(key, result, index, client.label, bound)
                 self._finish(query, run_id, attempts, "accepted", cost=spent)
@@ -532,7 +533,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
             if entry is not None:
                 await self.cache.backend.record_hit(key)
         except Exception as error:  # a cache is an optimisation: bypass it, answer anyway
-            bound.warning("cache.unavailable", during="lookup", error=_short(error))
+            bound.warning("cache.unavailable", during="lookup", error=short_error(error))
             return None
         if entry is None:
             bound.info("cache.miss", namespace=self.namespace, key=key)
@@ -584,7 +585,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         try:
             await self.cache.backend.put(entry)
         except Exception as error:
-            bound.warning("cache.unavailable", during="store", error=_short(error))
+            bound.warning("cache.unavailable", during="store", error=short_error(error))
             return
         bound.info("cache.stored", key=key, ttl_s=round(ttl))
 
@@ -676,24 +677,3 @@ def _describe_reply(result: CreateResult) -> str:
     if isinstance(result.content, str):
         return result.content
     return "; ".join(f"{call.name}({call.arguments})" for call in result.content)
-
-
-def _log_attempt(bound: Any, attempt: Attempt) -> None:
-    bound.info(
-        "cascade.attempt",
-        tier=attempt.tier,
-        model=attempt.model,
-        verdict=attempt.verdict,
-        error=attempt.error,
-        reason=attempt.reason or attempt.error_message,
-        tokens_in=attempt.usage.input_tokens,
-        tokens_out=attempt.usage.output_tokens,
-        cost_usd=attempt.cost_usd,
-        judge_cost_usd=attempt.judge_cost_usd,
-        latency_s=round(attempt.latency_s, 4),
-        retries=attempt.retries,
-    )
-
-
-def _short(error: BaseException) -> str:
-    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"

@@ -253,7 +253,7 @@ class Cascade:
         except ConfigError:
             raise
         except Exception as error:  # a router is an optimisation: start at the bottom instead
-            bound.warning("router.failed", error=_short(error))
+            bound.warning("router.failed", error=short_error(error))
             return 0
         start = min(max(start, 0), len(self.tiers) - 1)
         if start:
@@ -273,7 +273,7 @@ class Cascade:
         except ConfigError:
             raise
         except Exception as error:  # a cache is an optimisation: bypass it, answer anyway
-            bound.warning("cache.unavailable", during="lookup", error=_short(error))
+            bound.warning("cache.unavailable", during="lookup", error=short_error(error))
             return None
         if hit is None:
             bound.info("cache.miss", namespace=self.demos.namespace, refused=refused)
@@ -310,7 +310,7 @@ class Cascade:
         except ConfigError:
             raise
         except Exception as error:
-            bound.warning("cache.unavailable", during="store", error=_short(error))
+            bound.warning("cache.unavailable", during="store", error=short_error(error))
             return
         bound.info("cache.stored", key=entry.key, ttl_s=round(entry.expires_at - entry.created_at))
 
@@ -433,7 +433,7 @@ class Cascade:
                 latency_s=time.perf_counter() - started,
                 retries=error.retries,
             )
-            self._log_attempt(bound, attempt)
+            log_attempt(bound, attempt)
             return attempt
         except ConfigError:
             raise
@@ -452,7 +452,7 @@ class Cascade:
                 latency_s=time.perf_counter() - started,
                 retries=spent.retries if spent else 0,
             )
-            self._log_attempt(bound, attempt)
+            log_attempt(bound, attempt)
             return attempt
         latency = time.perf_counter() - started
 
@@ -519,27 +519,30 @@ class Cascade:
                 judge_latency_s=judge_latency,
                 retries=solution.retries,
             )
-        self._log_attempt(bound, attempt)
+        log_attempt(bound, attempt)
         return attempt
 
-    @staticmethod
-    def _log_attempt(bound: Any, attempt: Attempt) -> None:
-        bound.info(
-            "cascade.attempt",
-            tier=attempt.tier,
-            model=attempt.model,
-            verdict=attempt.verdict,
-            error=attempt.error,
-            tokens_in=attempt.usage.input_tokens,
-            tokens_out=attempt.usage.output_tokens,
-            cost_usd=attempt.cost_usd,
-            judge_cost_usd=attempt.judge_cost_usd,
-            latency_s=round(attempt.latency_s, 4),
-            retries=attempt.retries,
-        )
+
+def log_attempt(bound: Any, attempt: Attempt, **extra: Any) -> None:
+    """The ``cascade.attempt`` event, shared by every ladder walk (here and the AutoGen client)."""
+    bound.info(
+        "cascade.attempt",
+        tier=attempt.tier,
+        model=attempt.model,
+        verdict=attempt.verdict,
+        error=attempt.error,
+        **extra,
+        tokens_in=attempt.usage.input_tokens,
+        tokens_out=attempt.usage.output_tokens,
+        cost_usd=attempt.cost_usd,
+        judge_cost_usd=attempt.judge_cost_usd,
+        latency_s=round(attempt.latency_s, 4),
+        retries=attempt.retries,
+    )
 
 
-def _short(error: BaseException) -> str:
+def short_error(error: BaseException) -> str:
+    """``Type: message`` on one line, at most 200 characters of message, for log events."""
     return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
 
