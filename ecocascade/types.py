@@ -14,9 +14,11 @@ if TYPE_CHECKING:
     from ecocascade.models.client import TierClient
 
 __all__ = [
+    "ChatRequest",
     "Demonstration",
     "Embedder",
     "Judge",
+    "JudgeContext",
     "Message",
     "Solution",
     "Solver",
@@ -80,6 +82,87 @@ class Demonstration:
     solution: str
     similarity: float
     model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat request: the unit of work of a cascade (and of the OpenAI-compatible gateway).
+
+    ``messages`` are OpenAI-shaped and include the system prompt and the whole history; the
+    last one is normally the user's turn. ``tools``/``tool_choice``/``response_format`` are
+    passed to every tier as OpenAI defines them; ``params`` holds sampling parameters
+    (``temperature``, ``max_tokens``, ``seed``, ``top_p``, ``stop``, ...). A plain question is
+    ``ChatRequest.from_query("...")``.
+    """
+
+    messages: tuple[Message, ...]
+    tools: tuple[Mapping[str, Any], ...] = ()
+    tool_choice: str | Mapping[str, Any] | None = None
+    response_format: Mapping[str, Any] | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_query(cls, query: str, *, system_prompt: str | None = None) -> ChatRequest:
+        messages: list[Message] = []
+        if system_prompt:
+            messages.append({"role": "system", "content": system_prompt})
+        messages.append({"role": "user", "content": query})
+        return cls(messages=tuple(messages))
+
+    @property
+    def query(self) -> str:
+        """The text of the last user message: what demonstrations, routers and semantic reuse
+        key on ("" when there is none, e.g. a request ending in a tool result)."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message_text(message)
+        return ""
+
+    @property
+    def system_prompt(self) -> str | None:
+        texts = [message_text(m) for m in self.messages if m.get("role") == "system"]
+        return "\n\n".join(texts) if texts else None
+
+    @property
+    def is_first_turn(self) -> bool:
+        """True when the request holds no earlier assistant or tool turn."""
+        return not any(m.get("role") in ("assistant", "tool") for m in self.messages)
+
+
+def message_text(message: Message) -> str:
+    """The text of a message whose content is a string or a list of OpenAI content parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        return "".join(
+            str(part.get("text", ""))
+            for part in content
+            if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeContext:
+    """What a judge may know about the attempt it judges, passed explicitly by the cascade.
+
+    ``tier`` is the attempt's index on the ladder (0 = cheapest) of ``tiers`` tiers; ``model``
+    the tier's label; ``request`` the chat request being resolved; ``attempts`` the earlier
+    attempts of this run (:class:`~ecocascade.controller.result.Attempt`), oldest first;
+    ``solution`` the solver's full output being judged (its transcript carries tool calls).
+    """
+
+    tier: int
+    model: str
+    tiers: int
+    request: ChatRequest | None = None
+    attempts: Sequence[Any] = ()
+    solution: Solution | None = None
+
+    @property
+    def is_last(self) -> bool:
+        return self.tier == self.tiers - 1
 
 
 @dataclass(frozen=True, slots=True)
