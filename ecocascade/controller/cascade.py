@@ -39,7 +39,7 @@ from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
-from ecocascade.models.client import TierClient
+from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
 from ecocascade.routing import AttemptContext, Router, reset_attempt, set_attempt
 from ecocascade.sandbox import extract_python_code
@@ -147,6 +147,7 @@ class Cascade:
         heuristic that keeps time-dependent queries out of semantic reuse."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
+        check_unicode(query, where="query")
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
         cache = self.cache if use_cache else None

@@ -407,7 +407,11 @@ class SolutionStore:
     def export(self, path: str | Path, *, namespace: str | None = None) -> int:
         """Write every record as one JSON object per line; returns how many."""
         n = 0
-        with Path(path).open("w", encoding="utf-8") as out:
+        try:
+            out = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as error:  # a directory, a missing parent, no permission
+            raise ConfigError(f"cannot write: {error.strerror or error}", where=str(path)) from None
+        with out:
             for record in self.iter_records(namespace=namespace):
                 out.write(record.model_dump_json() + "\n")
                 n += 1
@@ -498,7 +502,11 @@ def _read_jsonl(path: Path) -> Iterable[SolutionRecord]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise ConfigError(f"cannot read: {error}", where=str(path)) from None
+        raise ConfigError(f"cannot read: {error.strerror or error}", where=str(path)) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"not UTF-8 text: {error.reason} at byte {error.start}", where=str(path)
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
