@@ -40,8 +40,12 @@ if [ ! -f "$stamp" ]; then
   pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
   # Exactly the locked files: a package missing from the lock or a changed file is an error.
   "${pip[@]}" --require-hashes -r "$lock" 2> >(grep -v "is ignored: it is neither a file" >&2)
-  # The package itself, with the locked setuptools (no isolated build env fetching its own).
-  "${pip[@]}" --no-deps --no-build-isolation --editable .
+  # The package itself, with the locked setuptools (no isolated build env fetching its own);
+  # its chatter (setuptools' notice on editable installs) is shown only if it fails.
+  if ! built=$("${pip[@]}" --no-deps --no-build-isolation --editable . 2>&1); then
+    echo "$built" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
 

@@ -52,6 +52,11 @@ def test_a_well_formed_api_base_is_accepted(api_base: str) -> None:
     assert Tier("openai/small", api_base=api_base).api_base == api_base
 
 
+def test_a_replay_tiers_api_base_names_recorded_files_not_a_url() -> None:
+    files = "/data/routerbench.csv:/runs/x/tasks.jsonl"
+    assert Tier("replay/gpt-4", api_base=files).api_base == files
+
+
 def test_a_malformed_api_base_flag_is_exit_2_before_any_call(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

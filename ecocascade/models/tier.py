@@ -85,8 +85,8 @@ class Tier:
             raise ConfigError("a tier needs a non-empty LiteLLM model string", where="model")
         if not (isinstance(self.timeout_s, int | float) and 0 < self.timeout_s < math.inf):
             raise ConfigError(f"must be > 0, got {self.timeout_s}", where="timeout_s")
-        if self.api_base is not None:
-            _check_api_base(self.api_base)
+        if self.api_base is not None and not self.model.startswith("replay/"):
+            _check_api_base(self.api_base)  # (a replay tier's api_base names recorded files)
         reserved = {"model", "messages", "api_base", "api_key", "timeout", "stream"} & set(
             self.params
         )

@@ -450,10 +450,10 @@ class SolutionStore:
             set(self._namespaces(check_embedder=False)) | {r.namespace for r in records}
         )
         try:
-            stale = [c.name for c in client.list_collections() if c.name.startswith(
-                f"{self.collection_name}{_BUILDING}--")]  # fmt: skip
-            for name in stale:  # half-built by a reindex that was killed
-                client.delete_collection(name)
+            building = f"{self.collection_name}{_BUILDING}--"
+            for info in client.list_collections():
+                if info.name.startswith(building):  # half-built by a reindex that was killed
+                    client.delete_collection(info.name)
             built = {
                 namespace: client.create_collection(
                     self._swap_names(namespace)[1],
