@@ -11,7 +11,6 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,7 +20,7 @@ from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderE
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Message, Usage
+from ecocascade.types import Completion, Message, Usage
 
 __all__ = ["Completion", "TierClient", "check_unicode"]
 
@@ -49,21 +48,6 @@ def check_unicode(value: Any, *, where: str) -> None:
             f"not valid Unicode: lone surrogate {bad!r} (invalid UTF-8 bytes in the input?)",
             where=where,
         ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One successful model call (after any retries)."""
-
-    text: str
-    model: str
-    usage: Usage
-    cost_usd: float | None
-    latency_s: float
-    retries: int = 0
-    finish_reason: str | None = None
-    tool_calls: Sequence[Any] = ()
-    raw: Any = field(default=None, repr=False, compare=False)
 
 
 class TierClient:
