@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ecocascade._aio import reraise_if_cancelling
 from ecocascade._env import import_litellm
 from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
@@ -175,6 +176,7 @@ class Cascade:
                     stop = "budget"
                     break
             attempt = await self._attempt(index, client, task, bound)
+            reraise_if_cancelling()  # a cancel lost below must not become a result or a record
             attempts.append(attempt)
             if attempt.accepted:
                 stop = "accepted"
