@@ -54,6 +54,7 @@ from ecocascade.controller.cascade import log_attempt, short_error
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.exceptions import CascadeFailedError, ConfigError, JudgeError, ProviderError
 from ecocascade.models.tier import Tier
+from ecocascade.text import mask_secrets
 from ecocascade.types import Judge, Usage, Verdict, add_costs
 
 if TYPE_CHECKING:
@@ -574,7 +575,8 @@ class CascadeChatCompletionClient(ChatCompletionClient):
             namespace=self.namespace,
             fingerprint=self.fingerprint,
             query=f"autogen-call:{key}",
-            answer=result.model_dump_json(),
+            # JSON text: a masked key (``<NAME>``, ``<REDACTED>``) keeps it valid JSON.
+            answer=mask_secrets(result.model_dump_json()),
             model=model,
             tier=tier,
             created_at=now,

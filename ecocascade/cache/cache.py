@@ -20,13 +20,17 @@ from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Literal
 
+import structlog
+
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
 from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 from ecocascade.exceptions import ConfigError
-from ecocascade.text import normalise_query
+from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, normalise_query
 from ecocascade.types import Embedder
 
 __all__ = ["ResponseCache", "open_backend"]
+
+log = structlog.get_logger(__name__)
 
 DAY = 86_400.0
 
@@ -59,7 +63,12 @@ class ResponseCache:
         semantic_namespaces: Collection[str] = (),
         semantic_threshold: float = 0.9,
         embedder: Embedder | None = None,
+        max_query_chars: int = MAX_STORED_QUERY_CHARS,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_query_chars!r}", where="cache.max_query_chars"
+            )
         for name, value in (("ttl_s", ttl_s), ("time_sensitive_ttl_s", time_sensitive_ttl_s)):
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(
@@ -76,6 +85,7 @@ class ResponseCache:
         self.time_sensitive_ttl_s = time_sensitive_ttl_s
         self.semantic_namespaces = frozenset(semantic_namespaces)
         self.semantic_threshold = semantic_threshold
+        self.max_query_chars = max_query_chars
         self._embedder = embedder
 
     @property
@@ -143,9 +153,17 @@ class ResponseCache:
         model: str | None,
         tier: int | None,
         time_sensitive: bool | None = None,
-    ) -> CacheEntry:
-        """Cache an accepted answer."""
+    ) -> CacheEntry | None:
+        """Cache an accepted answer. The query and answer are kept with secrets masked
+        (:func:`~ecocascade.text.mask_secrets`); the key is made from the query as given, so the
+        same query still hits. A query longer than ``max_query_chars`` is not cached (``None``,
+        with a ``cache.query_too_large`` warning)."""
+        if len(query) > self.max_query_chars:
+            log.warning("cache.query_too_large", chars=len(query), max_chars=self.max_query_chars)
+            return None
         ttl = self.namespace_ttl_s.get(namespace, self.ttl_s)
+        key = self.key(query, namespace, fingerprint)
+        query, answer = mask_secrets(query), mask_secrets(answer)
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             ttl = min(ttl, self.time_sensitive_ttl_s)
         vector = None
@@ -153,7 +171,7 @@ class ResponseCache:
             (vector,) = await self.embedder.embed([query])
         now = time.time()
         entry = CacheEntry(
-            key=self.key(query, namespace, fingerprint),
+            key=key,
             namespace=namespace,
             fingerprint=fingerprint,
             query=query,

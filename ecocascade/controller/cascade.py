@@ -45,7 +45,7 @@ from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
-from ecocascade.text import extract_python_code
+from ecocascade.text import MAX_QUERY_CHARS, extract_python_code
 from ecocascade.types import (
     Demonstration,
     Judge,
@@ -95,7 +95,12 @@ class Cascade:
         demos: DemoSettings | None = None,
         cache: ResponseCache | None = None,
         router: Router | None = None,
+        max_query_chars: int = MAX_QUERY_CHARS,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_query_chars!r}", where="max_query_chars"
+            )
         if not tiers:
             raise ConfigError("a cascade needs at least one tier", where="tiers")
         if isinstance(tiers, str):
@@ -117,6 +122,7 @@ class Cascade:
         self.demos = demos or DemoSettings()
         self.cache = cache
         self.router = router
+        self.max_query_chars = max_query_chars
         self._clients = tuple(TierClient(tier) for tier in self.tiers)
 
     def __repr__(self) -> str:
@@ -159,6 +165,12 @@ class Cascade:
         heuristic that keeps time-dependent queries out of semantic reuse."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
+        if len(query) > self.max_query_chars:
+            raise ConfigError(
+                f"the query has {len(query):,} characters, over the limit of"
+                f" {self.max_query_chars:,} (max_query_chars)",
+                where="query",
+            )
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
         cache = self.cache if use_cache else None
@@ -325,7 +337,9 @@ class Cascade:
         except Exception as error:
             bound.warning("cache.unavailable", during="store", error=short_error(error))
             return
-        bound.info("cache.stored", key=entry.key, ttl_s=round(entry.expires_at - entry.created_at))
+        if entry is not None:
+            ttl_s = round(entry.expires_at - entry.created_at)
+            bound.info("cache.stored", key=entry.key, ttl_s=ttl_s)
 
     async def _retrieve(self, query: str, bound: Any) -> tuple[Demonstration, ...]:
         settings = self.demos

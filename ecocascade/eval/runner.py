@@ -37,6 +37,7 @@ from ecocascade.eval.scenario import (
     check_unique_labels,
 )
 from ecocascade.exceptions import ConfigError
+from ecocascade.text import mask_secrets_in
 from ecocascade.types import Judge, Solver, Verdict
 
 __all__ = ["EvalRun", "Strategy", "TaskOutcome", "resolve_strategies", "run_eval"]
@@ -381,7 +382,10 @@ async def _run_strategy(
 
         async def one(position: int, task: ScenarioTask) -> None:
             async with gate:
-                outcome = await _run_task(cascade, strategy, position, task, scorers[task.id])
+                # Scored on the raw answers; kept (tasks.jsonl, results, report) masked.
+                outcome = mask_secrets_in(
+                    await _run_task(cascade, strategy, position, task, scorers[task.id])
+                )
             sink.write(json.dumps(outcome, ensure_ascii=False) + "\n")
             sink.flush()
             outcomes.append(outcome)
