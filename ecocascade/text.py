@@ -6,6 +6,7 @@ normal form of a query (the key of records and cache entries), secret masking be
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import textwrap
@@ -166,19 +167,28 @@ def mask_secrets_in(value: T, env: Mapping[str, str] | None = None) -> T:
     return cast(T, walk(value))
 
 
-def _env_secrets(env: Mapping[str, str] | None) -> list[tuple[str, str]]:
-    env = os.environ if env is None else env
-    return sorted(
-        (
-            (value, name)
-            for name, value in env.items()
-            if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
-        ),
-        key=lambda pair: -len(pair[0]),  # longest first, so a key inside another is not split
+def _env_secrets(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    # Keyed by the whole environment, so a variable set or changed later is seen at once.
+    return _secrets_of(tuple((os.environ if env is None else env).items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _secrets_of(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted(
+            (
+                (value, name)
+                for name, value in items
+                if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
+            ),
+            key=lambda pair: -len(pair[0]),  # longest first, so a key inside another is kept whole
+        )
     )
 
 
-def _mask(text: str, secrets: list[tuple[str, str]]) -> str:
+def _mask(text: str, secrets: tuple[tuple[str, str], ...]) -> str:
+    if not text:
+        return text
     for value, name in secrets:
         if value in text:
             text = text.replace(value, f"<{name}>")

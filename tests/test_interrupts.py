@@ -19,7 +19,7 @@ from ecocascade.testing import FakeLLMServer, Fault, Reply
 FAST = RetryPolicy(max_retries=1, base_delay_s=0.001, max_delay_s=0.01)
 
 # LiteLLM builds the provider's coroutine in a worker thread (run_in_executor) and awaits it
-# afterwards: a cancel that lands in between leaves that coroutine never awaited. Its, not ours.
+# afterwards: a cancel that lands in between leaves that coroutine never awaited (LiteLLM's doing).
 UNAWAITED = "ignore:coroutine 'OpenAIChatCompletion.acompletion' was never awaited:RuntimeWarning"
 UNAWAITED_REPORTED = (
     "ignore:Exception ignored in. <coroutine object OpenAIChatCompletion.acompletion"
@@ -42,7 +42,7 @@ async def test_a_cancel_at_any_moment_of_a_cascade_propagates(server: FakeLLMSer
     the judge runs, between tiers, as a reply arrives): every cancel reaches the caller as
     ``CancelledError``; none is turned into a normal result."""
     rng = random.Random(15)
-    # small answers wrong (escalate), sometimes after a short stall; large answers right.
+    # small answers wrong after a 2 ms stall (escalate); large answers right.
     server.always("small", Fault.timeout(delay_s=0.002, then=Reply("Lyon")))
     server.always("large", Reply("Paris"))
     cascade = Cascade(_ladder(server), ContainsJudge("Paris"))
