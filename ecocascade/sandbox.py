@@ -6,8 +6,8 @@ Every run, whatever the isolation:
 - the code runs in a fresh temporary directory (its cwd, ``HOME`` and ``TMPDIR``), removed
   afterwards; support ``files`` (a tool module, a data file) are copied into it first;
 - the child sees only allow-listed environment variables (plus what the task passes), so API
-  keys do not leak into it; the process that starts it already runs with that environment, so
-  ``/proc/<parent>/environ`` holds nothing more either;
+  keys are not in its environment (reading the app's own, ``/proc/<parent>/environ``, is
+  prevented by bwrap and Landlock, not by rlimits alone: see below);
 - address space, CPU time, file size and core dumps are capped with ``setrlimit`` (at the CPU
   limit the child gets SIGXCPU, then SIGKILL a second later), and the number of processes with
   a pids cgroup where one can be made, else ``RLIMIT_NPROC`` (``ExecutionResult.pids_limited``;
@@ -21,7 +21,8 @@ Isolation, best first (see :mod:`ecocascade.isolation`):
 ``"bwrap"``
     bubblewrap is installed and works here (unprivileged user namespaces): new user, PID, IPC,
     UTS, cgroup and network namespaces (no network unless the task allows it: ``network=True``),
-    no capabilities, a read-only ``/``, a private ``/tmp`` and ``/dev/shm``, a ``/proc`` that
+    started with the child's environment only (so even bwrap's own ``/proc/1/environ``, the
+    code's parent, holds no key; the app's processes are not visible), no capabilities, a read-only ``/``, a private ``/tmp`` and ``/dev/shm``, a ``/proc`` that
     shows only the sandbox's processes, writes only to the work dir and ``writable_paths``,
     ``--die-with-parent`` and ``--new-session``.
 ``"landlock"``
@@ -34,8 +35,9 @@ Isolation, best first (see :mod:`ecocascade.isolation`):
     Landlock does not cover metadata (``chmod``, ``utime``, ``chown``, extended attributes of
     files this user owns), and below ABI 3 ``truncate(2)`` of an outside file is not confined.
 ``"rlimits"``
-    neither: only the guarantees of the first list. Writes are **not** confined and the network
-    is open; a warning (``sandbox.writes_unconfined``) is logged once and the result's
+    neither: only the guarantees of the first list. Writes are **not** confined, the network
+    is open, and the code can read ``/proc/<parent>/environ`` — the app's environment, API keys
+    included; a warning (``sandbox.writes_unconfined``) is logged once and the result's
     ``writes_confined`` and ``network_blocked`` are ``False`` — nothing pretends otherwise.
 
 POSIX only (``resource``, process groups); bwrap, cgroups and Landlock are Linux only.
