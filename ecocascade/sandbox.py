@@ -22,8 +22,9 @@ Isolation, best first (see :mod:`ecocascade.isolation`):
     bubblewrap is installed and works here (unprivileged user namespaces): new user, PID, IPC,
     UTS, cgroup and network namespaces (no network unless the task allows it: ``network=True``),
     started with the child's environment only (so even bwrap's own ``/proc/1/environ``, the
-    code's parent, holds no key; the app's processes are not visible), no capabilities, a read-only ``/``, a private ``/tmp`` and ``/dev/shm``, a ``/proc`` that
-    shows only the sandbox's processes, writes only to the work dir and ``writable_paths``,
+    code's parent, holds no key; the app's processes are not visible), no capabilities, a
+    read-only ``/``, a private ``/tmp`` and ``/dev/shm``, a ``/proc`` that shows only the
+    sandbox's processes, writes only to the work dir and ``writable_paths``,
     ``--die-with-parent`` and ``--new-session``.
 ``"landlock"``
     no usable bwrap, but the kernel has Landlock (Linux >= 5.13; no privileges needed): the child

@@ -41,7 +41,7 @@ from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
 from ecocascade.judging import reset_attempt, set_attempt
-from ecocascade.models.client import TierClient
+from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
 from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
@@ -171,6 +171,7 @@ class Cascade:
                 f" {self.max_query_chars:,} (max_query_chars)",
                 where="query",
             )
+        check_unicode(query, where="query")
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
         cache = self.cache if use_cache else None
