@@ -173,7 +173,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             procs.append(
                 start(
-                    [str(bin_dir / "ecocascade"), "serve", "--config", str(work / "gateway.yaml"),
+                    [sys.executable, "-m", "ecocascade", "serve", "--config", str(work / "gateway.yaml"),
                      "--port", str(eco_port)],
                     work / "ecocascade.log",
                     env,

@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ecocascade.exceptions import ConfigError
 from ecocascade.gateway import passthrough
 from ecocascade.gateway.admission import Admission, AllowAll, Reservation
 from ecocascade.gateway.config import GatewayConfig, load_gateway_config
@@ -172,13 +173,18 @@ class Gateway:
             return await self._passthrough_chat(body, call, receive)
         except GatewayError as error:
             self._settle(call, None)
-            cascade = (
-                body.model.removeprefix(CASCADE_PREFIX)
-                if body.model.startswith(CASCADE_PREFIX)
-                else None
+            self._emit(
+                self._failed_record(
+                    call, _cascade_name(body.model), "error", error.status, str(error)
+                )
             )
-            self._emit(self._failed_record(call, cascade, "error", error.status, error.message))
             return _error_response(error, call.request_id)
+        except Exception as error:  # a bug: answered 500 by the app's handler, still recorded
+            self._settle(call, None)
+            self._emit(
+                self._failed_record(call, _cascade_name(body.model), "error", 500, repr(error))
+            )
+            raise
 
     def _cascade(self, model: str) -> tuple[str, Cascade]:
         name = model.removeprefix(CASCADE_PREFIX)
@@ -201,6 +207,8 @@ class Gateway:
         if call.reservation is None or call.settled:
             return
         call.settled = True
+        if isinstance(self.admission, AllowAll):
+            return  # nothing to settle: no task per request
         self._spawn(self.admission.settle(call.reservation, actual_usd), "settle")
 
     async def _cascade_chat(
@@ -253,7 +261,11 @@ class Gateway:
         self, name: str, cascade: Cascade, request: ChatRequest, min_tier: int
     ) -> tuple[Answer, bool]:
         async def work() -> Answer:
-            return answer_from(await cascade.resolve(request, min_tier=min_tier))  # type: ignore[attr-defined]
+            try:
+                result = await cascade.resolve(request, min_tier=min_tier)  # type: ignore[attr-defined]
+            except ConfigError as error:  # the request does not suit this cascade
+                raise GatewayError(400, str(error), code="invalid_request") from error
+            return answer_from(result)
 
         if self.config.single_flight and cascade.cache is not None:
             return await self.state.single_flight(flight_key(name, request, min_tier), work)
@@ -639,6 +651,10 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _cascade_name(model: str) -> str | None:
+    return model.removeprefix(CASCADE_PREFIX) if model.startswith(CASCADE_PREFIX) else None
 
 
 def _stream_status(error: BaseException | None) -> RequestStatus:
