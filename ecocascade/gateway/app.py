@@ -260,14 +260,18 @@ class Gateway:
     async def _resolve(
         self, name: str, cascade: Cascade, request: ChatRequest, min_tier: int
     ) -> tuple[Answer, bool]:
+        cacheable = _cacheable(request)
+
         async def work() -> Answer:
             try:
-                result = await cascade.resolve(request, min_tier=min_tier)  # type: ignore[attr-defined]
+                result = await cascade.resolve(  # type: ignore[attr-defined]
+                    request, min_tier=min_tier, use_cache=cacheable
+                )
             except ConfigError as error:  # the request does not suit this cascade
                 raise GatewayError(400, str(error), code="invalid_request") from error
             return answer_from(result)
 
-        if self.config.single_flight and cascade.cache is not None:
+        if self.config.single_flight and cascade.cache is not None and cacheable:
             return await self.state.single_flight(flight_key(name, request, min_tier), work)
         return await work(), False
 
@@ -325,7 +329,10 @@ class Gateway:
 
         async def frames() -> AsyncIterator[bytes]:
             live_model: str | None = None
-            async for event in cascade.stream(request, min_tier=min_tier):  # type: ignore[attr-defined]
+            events = cascade.stream(  # type: ignore[attr-defined]
+                request, min_tier=min_tier, use_cache=_cacheable(request)
+            )
+            async for event in events:
                 delta = getattr(event, "delta", None)
                 result = getattr(event, "result", None)
                 if delta is not None:  # the last tier, streaming live
@@ -651,6 +658,11 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _cacheable(request: ChatRequest) -> bool:
+    """An answer to a tool result is never cached (the tool's output is not a stable key)."""
+    return request.messages[-1].get("role") != "tool"
 
 
 def _cascade_name(model: str) -> str | None:
