@@ -810,7 +810,7 @@ def _api_key(request: Request) -> str | None:
 async def _parse(request: Request, schema: type[BaseModel], limit: int) -> Any:
     from pydantic import ValidationError
 
-    from ecocascade.config.loader import format_validation_error
+    from ecocascade.exceptions import format_validation_error
 
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
