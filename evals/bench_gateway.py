@@ -168,13 +168,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "general_settings": {"dangerously_permit_weak_or_unset_master_key": True},
         }
         (work / "litellm.yaml").write_text(yaml.safe_dump(litellm_config))
-        bin_dir = Path(sys.executable).parent
+        bin_dir = Path(sys.executable).parent  # litellm's CLI lives beside this Python
         env = {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         try:
             procs.append(
                 start(
-                    [sys.executable, "-m", "ecocascade", "serve", "--config", str(work / "gateway.yaml"),
-                     "--port", str(eco_port)],
+                    [sys.executable, "-m", "ecocascade", "serve",
+                     "--config", str(work / "gateway.yaml"), "--port", str(eco_port)],
                     work / "ecocascade.log",
                     env,
                 )

@@ -68,7 +68,7 @@ def answer_from(result: CascadeResult, cascade: Cascade, request: ChatRequest) -
     cost = result.cost_usd
     saved = None
     if result.success and cost is not None:
-        baseline = _baseline(cascade, request, usage.output_tokens)
+        baseline = _baseline(cascade, request, usage.input_tokens, usage.output_tokens)
         saved = None if baseline is None else baseline - cost
     return Answer(
         success=result.success,
@@ -93,7 +93,16 @@ def answer_from(result: CascadeResult, cascade: Cascade, request: ChatRequest) -
     )
 
 
-def _baseline(cascade: Cascade, request: ChatRequest, output_tokens: int) -> float | None:
+def _baseline(
+    cascade: Cascade, request: ChatRequest, input_tokens: int, output_tokens: int
+) -> float | None:
+    """The last tier's price for the answer's own token counts (no tokenizer on the hot path:
+    the same messages went to the tier that answered); counted when the usage is unknown."""
+    from ecocascade.models.pricing import known_price
+
+    if input_tokens > 0:
+        price = known_price(cascade.tiers[-1])
+        return None if price is None else price.cost(input_tokens, output_tokens)
     try:
         return cascade.estimate_cost(request, output_tokens=max(1, output_tokens))
     except Exception:  # a tokenizer problem must not fail an answered request
