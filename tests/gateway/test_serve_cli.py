@@ -89,14 +89,22 @@ def served(server: FakeLLMServer, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_gets_an_openai_completion_and_the_ecocascade_headers(
-    server: FakeLLMServer, served: str
+def test_the_readme_python_and_curl_blocks_work_against_ecocascade_serve(
+    server: FakeLLMServer, served: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server.script("small", "Lyon")
+    host = served.removeprefix("http://")
+    server.script("small", "Lyon")  # rejected by the judge: the large tier answers
     server.always("large", "Paris")
+    code = _readme_blocks()["python"].replace(README_PORT, host)
+    exec(compile(code, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "large Paris"  # the upstream model that answered, and its answer
+    assert lines[1] == "1 miss"
+    cost, saved = (float(x) for x in lines[2].split())
+    assert cost > 0 and saved < 0  # tried the small tier first, then paid the large one too
+
     curl_line = _readme_blocks()["bash"].splitlines()[1]
     assert curl_line.startswith("curl ")
-    host = served.removeprefix("http://")
     out = subprocess.run(
         ["bash", "-c", curl_line.replace(README_PORT, host)],
         capture_output=True, text=True, check=True, timeout=30,
@@ -104,8 +112,8 @@ def test_curl_gets_an_openai_completion_and_the_ecocascade_headers(
     head, _, payload = out.partition("\n\n")  # text mode: curl's CRLFs read as newlines
     assert head.startswith("HTTP/1.1 200")
     headers = dict(line.split(": ", 1) for line in head.splitlines()[1:] if ": " in line)
-    assert headers["x-ecocascade-tier"] == "1"
-    assert headers["x-ecocascade-cache"] == "miss"
+    assert headers["x-ecocascade-cache"] == "exact"  # the same question: from the cache
+    assert headers["x-ecocascade-tier"] == "1" and float(headers["x-ecocascade-cost-usd"]) == 0
     completion = json.loads(payload)
     assert completion["choices"][0]["message"]["content"] == "Paris"
     assert completion["object"] == "chat.completion"
@@ -132,19 +140,7 @@ def test_curl_gets_an_openai_completion_and_the_ecocascade_headers(
         ["curl", "-sS", f"{served}/metrics"], capture_output=True, text=True, check=True
     ).stdout
     assert 'ecocascade_requests_total{cache="exact",cascade="support"' in metrics
-
-
-def test_the_readme_python_block_runs_against_the_gateway(
-    server: FakeLLMServer, served: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    server.always("small", "Paris")
-    code = _readme_blocks()["python"].replace(README_PORT, served.removeprefix("http://"))
-    exec(compile(code, "README.md", "exec"), {})
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "small Paris"  # the upstream model that answered
-    assert lines[1] == "0 miss"
-    cost, saved = (float(x) for x in lines[2].split())
-    assert cost > 0 and saved > 0
+    assert len(server.requests_for("large")) == 1
 
 
 def test_a_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
