@@ -529,8 +529,9 @@ class Gateway:
         for name, cascade in self.cascades.items():
             if cascade.cache is not None:
                 checks[f"{name}.cache"] = await _check(cascade.cache.backend.get("readyz"))
-            if cascade.store is not None:
-                checks[f"{name}.solutions"] = await _check(asyncio.to_thread(cascade.store.count))
+            count = getattr(cascade.store, "count", None)  # the Chroma store's cheap probe
+            if callable(count):
+                checks[f"{name}.solutions"] = await _check(asyncio.to_thread(count))
         ok = all(value == "ok" for value in checks.values())
         return _json(
             {"status": "ready" if ok else "unavailable", "checks": checks},
@@ -772,10 +773,13 @@ async def _remove_answer(cascade: Cascade, target: FeedbackTarget) -> bool:
             removed += await cascade.cache.backend.delete(key=target.cache_key)
         except Exception as error:
             raise GatewayError(503, f"the cache is unavailable: {error}") from error
-    if target.solution_id is not None and cascade.store is not None:
-        store = cascade.store
+    # the Chroma store deletes by id; a store without delete() keeps its record (logged)
+    delete = getattr(cascade.store, "delete", None)
+    if target.solution_id is not None and cascade.store is not None and not callable(delete):
+        log.warning("gateway.feedback_kept_solution", id=target.solution_id, cascade=target.cascade)
+    elif target.solution_id is not None and callable(delete):
         try:
-            removed += await asyncio.to_thread(store.delete, [target.solution_id])
+            removed += await asyncio.to_thread(delete, [target.solution_id])
         except Exception as error:
             raise GatewayError(503, f"the solution store is unavailable: {error}") from error
     return removed > 0
