@@ -289,3 +289,26 @@ def test_a_client_that_goes_away_cancels_the_cascade_and_nothing_is_stored(
         model="cascade/geo", messages=QUESTION
     )
     assert raw.headers["x-ecocascade-cache"] == "miss"  # nothing was cached by the cut request
+
+
+@pytest.mark.slow  # the embedded Chroma store and its embedding model load here (alone: ~10 s)
+def test_bad_feedback_also_removes_the_recorded_solution(
+    server: FakeLLMServer, gateway_factory: Any, tmp_path: Path
+) -> None:
+    from ecocascade.store.chroma import SolutionStore
+
+    server.always("small", "Paris")
+    location = str(tmp_path / "solutions_db")
+    config = _config(server, tmp_path, solutions={"location": location, "namespace": "geo"})
+    gw = gateway_factory(config)
+    raw = gw.client().chat.completions.with_raw_response.create(
+        model="cascade/geo", messages=QUESTION
+    )
+    store = gw.gateway.cascades["geo"].store
+    assert isinstance(store, SolutionStore) and store.count() == 1
+    response = httpx.post(
+        f"{gw.base_url}/feedback",
+        json={"request_id": raw.headers["x-ecocascade-request-id"], "verdict": "bad"},
+    )
+    assert response.json()["removed"] is True
+    assert store.count() == 0
