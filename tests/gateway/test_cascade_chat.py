@@ -291,7 +291,7 @@ def test_a_client_that_goes_away_cancels_the_cascade_and_nothing_is_stored(
     assert raw.headers["x-ecocascade-cache"] == "miss"  # nothing was cached by the cut request
 
 
-@pytest.mark.slow  # the embedded Chroma store and its embedding model load here (alone: ~10 s)
+@pytest.mark.slow  # loads the embedded Chroma store and its embedding model
 def test_bad_feedback_also_removes_the_recorded_solution(
     server: FakeLLMServer, gateway_factory: Any, tmp_path: Path
 ) -> None:
