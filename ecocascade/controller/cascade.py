@@ -46,7 +46,7 @@ from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
 from ecocascade.judging import ask_judge
-from ecocascade.models.client import TierClient
+from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
 from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
@@ -174,6 +174,7 @@ class Cascade:
         ``ChatRequest.from_query(query, system_prompt=self.system_prompt)``."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
+        check_unicode(query, where="query")
         request = ChatRequest.from_query(query, system_prompt=self.system_prompt)
         return await self.resolve(
             request, record=record, use_cache=use_cache, time_sensitive=time_sensitive
@@ -424,6 +425,7 @@ class Cascade:
             )
         if not request.messages:
             raise ConfigError("the request has no messages", where="request.messages")
+        check_unicode(list(request.messages), where="request.messages")
         last = request.messages[-1].get("role")
         if not request.query.strip() and last != "tool":
             raise ConfigError("the request has no user message to answer", where="request.messages")

@@ -22,7 +22,7 @@ from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
 from ecocascade.types import Completion, Message, ToolCallDelta, Usage
 
-__all__ = ["Completion", "TierClient"]
+__all__ = ["Completion", "TierClient", "check_unicode"]
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +31,23 @@ log = structlog.get_logger(__name__)
 _NO_KEY = "no-key"
 # Extra seconds our own watchdog allows beyond the tier's timeout before giving up on LiteLLM.
 _WATCHDOG_GRACE_S = 5.0
+
+
+def check_unicode(value: Any, *, where: str) -> None:
+    """Raise a :class:`ConfigError` if ``value`` (text, or messages) cannot be sent as UTF-8:
+    a lone surrogate, which is what Python makes of invalid UTF-8 bytes in ``sys.argv`` or a
+    file read with ``errors="surrogateescape"``. Without this the HTTP layer fails on it, and the
+    tier retries a caller's mistake as if the provider were down."""
+    import json
+
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ConfigError(
+            f"not valid Unicode: lone surrogate {bad!r} (invalid UTF-8 bytes in the input?)",
+            where=where,
+        ) from None
 
 
 class TierClient:
@@ -82,6 +99,7 @@ class TierClient:
         """
         from ecocascade.models.tape import active_tape
 
+        check_unicode(messages, where="messages")
         tape = active_tape()
         if tape is None or "tools" in params:
             return await self._complete_live(messages, params)
@@ -182,6 +200,7 @@ class TierClient:
         own, closed afterwards: llama.cpp closes the connection after an event stream, which would
         otherwise break the next request made on a pooled one.
         """
+        check_unicode(messages, where="messages")
         async with contextlib.aclosing(
             self._with_retries(lambda: self._stream_once(messages, params))
         ) as pieces:
