@@ -211,6 +211,29 @@ class AgreementJudgeSpec(_Strict):
         )
 
 
+class ReliabilityJudgeSpec(_Strict):
+    """Accept when the answer's posterior under a fitted confusion model (``ecocascade tune``
+    writes one) reaches ``tau``, asking ``references`` one at a time."""
+
+    type: Literal["reliability"]
+    path: Annotated[str, Field(min_length=1)]
+    references: list[TierSpec] = Field(default_factory=list)
+    tau: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    kind: Literal["auto", "choice", "number", "code", "text"] = "auto"
+    accept_last_tier: bool = True
+
+    def build(self) -> Judge:
+        from ecocascade.judges.reliability import ConfusionModel, ReliabilityJudge
+
+        return ReliabilityJudge(
+            ConfusionModel.load(self.path),
+            [t.to_tier() for t in self.references],
+            tau=self.tau,
+            kind=self.kind,
+            accept_last_tier=self.accept_last_tier,
+        )
+
+
 class AllJudgeSpec(_Strict):
     type: Literal["all"]
     judges: Annotated[list[JudgeSpec], Field(min_length=1)]
@@ -240,6 +263,7 @@ JudgeSpec = Annotated[
     | RegexJudgeSpec
     | LearnedJudgeSpec
     | AgreementJudgeSpec
+    | ReliabilityJudgeSpec
     | AllJudgeSpec
     | AnyJudgeSpec,
     Field(discriminator="type"),

@@ -239,6 +239,7 @@ def _run_split(
         test,
         features.predict(judge, test),
         features.route_rates(test, train, leave_one_out=False),
+        features.reliability(test, train),
     )
     candidates, accuracy, cost = candidates_scores(table_train)
     single = single_accuracy(ds, train)

@@ -12,7 +12,8 @@ import numpy.typing as npt
 from ecocascade.judges.agreement import extract_answer
 from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
 from ecocascade.replay.data import RecordedDataset
-from ecocascade.tuning.simulate import Table
+from ecocascade.judges.reliability import ConfusionModel
+from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
 
 __all__ = ["ROUTER_K", "Features", "dataset_features", "make_table"]
@@ -34,6 +35,7 @@ class Features:
     answer: npt.NDArray[np.float32]  # (n, M, d)
     cheap: Array  # (n, M, c)
     keys: npt.NDArray[np.int64]  # (n, M)
+    key_names: tuple[str, ...] = ()  # keys[i, m] = c names key_names[c]
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -83,6 +85,40 @@ class Features:
             out[fold] = self.predict(self.fit_judge(rows[rest]), rows[fold])
         return out
 
+    def fit_confusion(self, rows: Rows) -> ConfusionModel:
+        """The reliability judge's confusion model fitted on ``rows`` (keys and labels)."""
+        correct, known = self.labels()
+        keys = [
+            [
+                self.key_names[c] if self.dataset.answered[i, m] and c >= 0 else None
+                for m, c in enumerate(self.keys[i])
+            ]
+            for i in rows
+        ]
+        return ConfusionModel.fit(self.models, keys, np.where(known, correct, np.nan)[rows])
+
+    def reliability(
+        self, rows: Rows, fit_rows: Rows | None = None, *, seed: int = 0
+    ) -> tuple[Reliability, ...]:
+        """Confusion models for ``rows``: one fitted on ``fit_rows``, or (``None``) cross-fitted
+        within ``rows`` (each inner fold scored by a model fitted on the others)."""
+        if fit_rows is not None:
+            groups = [(np.arange(len(rows)), self.fit_confusion(fit_rows))]
+        else:
+            groups = []
+            order = np.random.default_rng(seed).permutation(len(rows))
+            for fold in np.array_split(order, min(INNER_FOLDS, len(rows))):
+                rest = np.setdiff1d(order, fold)
+                if len(rest) and len(fold):
+                    groups.append((np.sort(fold), self.fit_confusion(rows[rest])))
+        out = []
+        for positions, model in groups:
+            items = rows[positions]
+            obs = model.codes(self.keys[items], self.key_names)
+            obs = np.where(self.dataset.answered[items], obs, -2)
+            out.append(Reliability(positions.astype(np.int64), model, obs))
+        return tuple(out)
+
     def route_rates(self, rows: Rows, history: Rows, *, leave_one_out: bool) -> Array:
         """Per row and model: the share of its ``ROUTER_K`` nearest history queries that model
         solved (NaN when none has a record). ``leave_one_out`` drops the query itself."""
@@ -123,10 +159,18 @@ async def dataset_features(dataset: RecordedDataset, embedder: Embedder) -> Feat
             key = extract_answer(text) if text.strip() else None
             if key is not None:
                 keys[i, j] = codes.setdefault(key, len(codes))
-    return Features(dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys)
+    return Features(
+        dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes)
+    )
 
 
-def make_table(features: Features, rows: Rows, scores: Array, route: Array) -> Table:
+def make_table(
+    features: Features,
+    rows: Rows,
+    scores: Array,
+    route: Array,
+    reliability: tuple[Reliability, ...] = (),
+) -> Table:
     ds = features.dataset
     return Table(
         models=ds.models,
@@ -136,4 +180,5 @@ def make_table(features: Features, rows: Rows, scores: Array, route: Array) -> T
         score=scores,
         keys=features.keys[rows],
         route=route,
+        reliability=reliability,
     )

@@ -95,7 +95,7 @@ def train_table(features: Features, rows: npt.NDArray[np.int_], seed: int = 0) -
     ``rows``, router rates from the other rows (leave one out)."""
     scores = features.crossfit_scores(rows, seed=seed)
     route = features.route_rates(rows, rows, leave_one_out=True)
-    return make_table(features, rows, scores, route)
+    return make_table(features, rows, scores, route, features.reliability(rows, seed=seed))
 
 
 def tune(
