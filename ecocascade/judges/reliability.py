@@ -1,4 +1,4 @@
-"""Reliability-weighted agreement: a Dawid–Skene confusion model of each model, and a judge that
+"""Reliability-weighted agreement: a Dawid-Skene confusion model of each model, and a judge that
 asks cheap models one at a time until the posterior of the judged answer settles.
 
 :class:`ConfusionModel` is fitted on logged records — per item, each model's extracted answer key
@@ -476,9 +476,7 @@ class ReliabilityJudge:
             return None
         return extract_answer(text, self.kind)
 
-    async def judge(
-        self, query: str, answer: str, context: JudgeContext | None = None
-    ) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         attempt: Any = context if context is not None else current_attempt()
         if self.accept_last_tier and attempt is not None and attempt.is_last:
             return Verdict(True, "the last tier: nothing left to escalate to", self._name, 0.0)
@@ -494,9 +492,7 @@ class ReliabilityJudge:
                 seen.setdefault(recorded_model_name(label), self.key(text))
         cost: float | None = 0.0
         usage = Usage()
-        remaining = [
-            c for c in self._clients if recorded_model_name(c.label) not in seen
-        ]
+        remaining = [c for c in self._clients if recorded_model_name(c.label) not in seen]
         p = self.model.posterior(seen, key)
         asked = 0
         while True:

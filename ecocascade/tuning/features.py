@@ -11,8 +11,8 @@ import numpy.typing as npt
 
 from ecocascade.judges.agreement import extract_answer
 from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
-from ecocascade.replay.data import RecordedDataset
 from ecocascade.judges.reliability import ConfusionModel
+from ecocascade.replay.data import RecordedDataset
 from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
 
@@ -159,9 +159,7 @@ async def dataset_features(dataset: RecordedDataset, embedder: Embedder) -> Feat
             key = extract_answer(text) if text.strip() else None
             if key is not None:
                 keys[i, j] = codes.setdefault(key, len(codes))
-    return Features(
-        dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes)
-    )
+    return Features(dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes))
 
 
 def make_table(

@@ -238,7 +238,9 @@ def _tier_decision(
     if candidate.judge == "agreement":
         return _agreement(table, m, candidate.references, candidate.min_agree)
     if candidate.judge == "reliability":
-        accept, judge_cost = _reliability(table, m, candidate.references, (candidate.thresholds[j],))
+        accept, judge_cost = _reliability(
+            table, m, candidate.references, (candidate.thresholds[j],)
+        )
         return accept[:, 0] > 0.5, judge_cost[:, 0]
     confident = answered & (table.score[:, m] >= candidate.thresholds[j])
     if candidate.judge == "learned":
@@ -334,7 +336,9 @@ def candidates_scores(
             for refs in reference_sets(pool, ladder, mc):
                 acc_r, cost_r = _reliability_grid(table, ladder, refs, taus, cache)
                 found.extend(
-                    Candidate(ladder, "reliability", thresholds=(t,) * (len(ladder) - 1), references=refs)
+                    Candidate(
+                        ladder, "reliability", thresholds=(t,) * (len(ladder) - 1), references=refs
+                    )
                     for t in taus
                 )
                 accuracy.extend(acc_r)

@@ -205,6 +205,18 @@ def candidate_config(
                 "thresholds": thresholds,
             }
         )
+    if candidate.judge == "reliability":
+        confusion_path = out.with_suffix(".confusion.json").resolve()
+        features.fit_confusion(rows).save(confusion_path)
+        judges.append(
+            {
+                "type": "reliability",
+                "path": str(confusion_path),
+                "references": [tier(r) for r in candidate.references],
+                "tau": candidate.thresholds[0],
+                "accept_last_tier": True,
+            }
+        )
     if candidate.judge in ("agreement", "any", "all"):
         judges.append(
             {
