@@ -137,13 +137,14 @@ async def bench_dataset(
     eval_rows: Rows | None = None,
     folds: int = 5,
     seed: int = 0,
+    execute: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark one dataset. ``eval_rows`` given: tune on the other rows, score on these;
     else ``folds``-fold cross-validation."""
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    features = await dataset_features(dataset, embedder)
+    features = await dataset_features(dataset, embedder, execute=execute, progress=say)
     say(f"{dataset.name}: features in {time.perf_counter() - started:.1f}s")
     n = len(dataset)
     if eval_rows is None:
@@ -237,6 +238,11 @@ async def bench_dataset(
         "models": list(dataset.models),
         "protocol": protocol,
         "candidates_per_split": candidates_seen,
+        "reliability_keys": (
+            "behaviour of the executed code (shared input pool)"
+            if features.judge_keys is not None
+            else "extracted answers"
+        ),
         "single_models": single,
         "oracle": {"accuracy": o_acc, "cost_per_query_usd": o_cost},
         "strategies": strategies,

@@ -4,6 +4,8 @@ the history router's neighbour success rates."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +15,7 @@ from ecocascade.judges.agreement import extract_answer
 from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
 from ecocascade.judges.reliability import ConfusionModel
 from ecocascade.replay.data import RecordedDataset
+from ecocascade.tuning.execution import ExecutionFeatures, execution_features
 from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
 
@@ -36,6 +39,16 @@ class Features:
     cheap: Array  # (n, M, c)
     keys: npt.NDArray[np.int64]  # (n, M)
     key_names: tuple[str, ...] = ()  # keys[i, m] = c names key_names[c]
+    judge_keys: npt.NDArray[np.int64] | None = None
+    """The reliability judge's keys when they differ from ``keys`` (code: behaviour keys from
+    running it, see :mod:`ecocascade.tuning.execution`); names in ``judge_key_names``."""
+    judge_key_names: tuple[str, ...] = ()
+    execution: ExecutionFeatures | None = None
+
+    def reliability_keys(self) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
+        if self.judge_keys is not None:
+            return self.judge_keys, self.judge_key_names
+        return self.keys, self.key_names
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -88,10 +101,11 @@ class Features:
     def fit_confusion(self, rows: Rows) -> ConfusionModel:
         """The reliability judge's confusion model fitted on ``rows`` (keys and labels)."""
         correct, known = self.labels()
+        codes, names = self.reliability_keys()
         keys = [
             [
-                self.key_names[c] if self.dataset.answered[i, m] and c >= 0 else None
-                for m, c in enumerate(self.keys[i])
+                names[c] if self.dataset.answered[i, m] and c >= 0 else None
+                for m, c in enumerate(codes[i])
             ]
             for i in rows
         ]
@@ -112,9 +126,10 @@ class Features:
                 if len(rest) and len(fold):
                     groups.append((np.sort(fold), self.fit_confusion(rows[rest])))
         out = []
+        codes, names = self.reliability_keys()
         for positions, model in groups:
             items = rows[positions]
-            obs = model.codes(self.keys[items], self.key_names)
+            obs = model.codes(codes[items], names)
             obs = np.where(self.dataset.answered[items], obs, -2)
             out.append(Reliability(positions.astype(np.int64), model, obs))
         return tuple(out)
@@ -138,8 +153,16 @@ class Features:
         return np.where(count > 0, solved / np.maximum(count, 1), np.nan)
 
 
-async def dataset_features(dataset: RecordedDataset, embedder: Embedder) -> Features:
-    """Embed the dataset (cached on disk by content) and extract every answer."""
+async def dataset_features(
+    dataset: RecordedDataset,
+    embedder: Embedder,
+    *,
+    execute: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Features:
+    """Embed the dataset (cached on disk by content) and extract every answer. ``execute``: when
+    most items' answers hold code, run it (:func:`execution_features`, cached) and key the
+    reliability judge by behaviour instead of syntax tree."""
     n, count = len(dataset.items), len(dataset.models)
     pairs = [
         embedding_texts(item.query, dataset.text(i, m))

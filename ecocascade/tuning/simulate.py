@@ -217,7 +217,9 @@ def _reliability(
         post, ceil = trajectory(table, m, refs)
         if cache is not None:
             cache[key] = (post, ceil)
-    extractable = table.answered[:, m] & (table.keys[:, m] >= 0)
+    extractable = np.zeros(table.n, dtype=bool)
+    for group in table.reliability:
+        extractable[group.rows] = group.obs[:, m] >= 0
     ref_costs = table.cost[:, list(refs)] if refs else np.zeros((table.n, 0))
     accept = np.zeros((table.n, len(taus)))
     cost = np.zeros((table.n, len(taus)))
