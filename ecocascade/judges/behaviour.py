@@ -252,7 +252,7 @@ def inputs_for(analysis: CodeAnalysis, pool: Sequence[str]) -> tuple[str, ...]:
     return tuple(a for a in pool if low <= _args_count(a) <= high)[:MAX_INPUTS]
 
 
-_HARNESS = r'''
+_HARNESS = r"""
 import json, signal, sys
 
 def _norm(v, depth=0):
@@ -314,7 +314,7 @@ for args in _spec["inputs"]:
     except BaseException as e:
         _out["outputs"].append("!" + type(e).__name__)
 sys.stdout.write("\n@@RESULT@@" + json.dumps(_out))
-''' % {"call": CALL_TIMEOUT_S}
+""" % {"call": CALL_TIMEOUT_S}
 
 
 def _cache_dir() -> Path:
@@ -375,7 +375,10 @@ async def run_code(
             except ValueError:
                 data = None
         if data is None:  # killed, timed out, or the output was cut: nothing passed
-            data = {"passes": [False] * len(analysis.examples), "outputs": ["!Killed"] * len(inputs)}
+            data = {
+                "passes": [False] * len(analysis.examples),
+                "outputs": ["!Killed"] * len(inputs),
+            }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data))
@@ -436,15 +439,15 @@ class BehaviourJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(
-        self, query: str, answer: str, context: JudgeContext | None = None
-    ) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         attempt: Any = context if context is not None else current_attempt()
         if self.accept_last_tier and attempt is not None and attempt.is_last:
             return Verdict(True, "the last tier: nothing left to escalate to", self._name, 0.0)
         own = analyse_code(answer)
         if own is None or not own.parses or own.function is None:
-            why = "no code" if own is None else "does not parse" if not own.parses else "no function"
+            why = (
+                "no code" if own is None else "does not parse" if not own.parses else "no function"
+            )
             return Verdict(False, why, self._name, 0.0)
         own_model = recorded_model_name(attempt.model) if attempt is not None else None
         clients = (
@@ -469,7 +472,11 @@ class BehaviourJudge:
             return Verdict(False, "no examples of its own to run", self._name, cost, usage)
         if rate is not None and rate < self.min_pass_rate:
             return Verdict(
-                False, f"passes {run.passed}/{run.examples} of its examples", self._name, cost, usage
+                False,
+                f"passes {run.passed}/{run.examples} of its examples",
+                self._name,
+                cost,
+                usage,
             )
         key = behaviour_key(own_inputs, run)
         agreeing = 0

@@ -79,10 +79,7 @@ async def execution_features(
         code_items += 1
         pool = harvest_inputs(analyses)
         runs = await asyncio.gather(
-            *(
-                run_code(a, inputs_for(a, pool)) if a is not None else _none()
-                for a in analyses
-            )
+            *(run_code(a, inputs_for(a, pool)) if a is not None else _none() for a in analyses)
         )
         for j, (a, run) in enumerate(zip(analyses, runs, strict=True)):
             if a is None:
