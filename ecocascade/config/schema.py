@@ -353,6 +353,19 @@ class RouterSpec(_Strict):
         )
 
 
+class RandomShareRouterSpec(_Strict):
+    """Send a fixed share of queries (by a hash of the query) straight to the last tier."""
+
+    type: Literal["random_share"]
+    share: Annotated[float, Field(ge=0.0, le=1.0)]
+    salt: str = ""
+
+    def build(self) -> Router:
+        from ecocascade.routing import RandomShareRouter
+
+        return RandomShareRouter(self.share, salt=self.salt)
+
+
 def _judge_references(spec: Any) -> list[TierSpec]:
     """The tiers an agreement judge asks, however deeply it is nested in all/any."""
     found: list[TierSpec] = list(getattr(spec, "references", []))
@@ -368,7 +381,7 @@ class CascadeConfig(_Strict):
     budget_usd: NonNegativeFloat | None = None
     solutions: SolutionsSpec | None = None
     cache: CacheSpec | None = None
-    router: RouterSpec | None = None
+    router: Annotated[RouterSpec | RandomShareRouterSpec, Field(discriminator="type")] | None = None
 
     def build(self) -> Cascade:
         from ecocascade.controller.cascade import Cascade

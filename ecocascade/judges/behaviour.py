@@ -314,7 +314,7 @@ for args in _spec["inputs"]:
     except BaseException as e:
         _out["outputs"].append("!" + type(e).__name__)
 sys.stdout.write("\n@@RESULT@@" + json.dumps(_out))
-""" % {"call": CALL_TIMEOUT_S}
+""".replace("%(call)d", str(CALL_TIMEOUT_S))
 
 
 def _cache_dir() -> Path:

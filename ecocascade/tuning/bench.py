@@ -43,7 +43,7 @@ from ecocascade.tuning.simulate import (
     simulate,
     trajectory,
 )
-from ecocascade.tuning.tuner import select, train_table
+from ecocascade.tuning.tuner import select, select_mixed, train_table
 from ecocascade.types import Embedder
 
 __all__ = ["BUDGET_LEVELS", "FAMILIES", "bench_dataset", "render_html", "single_accuracy"]
@@ -307,19 +307,33 @@ def _run_split(
     best = int(np.argmax(single))
     best_cost = float(np.nan_to_num(ds.cost[train, best]).mean())
     masks: dict[int, npt.NDArray[np.bool_]] = {}
+    last = np.array([c.ladder[-1] for c in candidates], dtype=np.int64)
+    mixable = np.array([c.skip_below is None for c in candidates], dtype=bool)
     for name, (allowed, (rule, share)) in FAMILIES.items():
         mask = masks.setdefault(id(allowed), np.array([allowed(c) for c in candidates]))
         if rule == "target":
-            pick = select(accuracy, cost, target=share * float(single[best]), allowed=mask)
+            chosen = candidates[
+                select(accuracy, cost, target=share * float(single[best]), allowed=mask)
+            ]
         else:
-            pick = select(accuracy, cost, budget=share * best_cost, allowed=mask)
-        chosen = candidates[pick]
+            chosen, _, _ = select_mixed(
+                table_train,
+                candidates,
+                accuracy,
+                cost,
+                share * best_cost,
+                allowed=mask,
+                last_tiers=last,
+                mixable=mixable,
+            )
         outcome: Outcome = simulate(table_test, chosen)
         pools[name].add(outcome.correct, outcome.cost, chosen.describe(ds.models))
     mean_cost = np.nan_to_num(ds.cost[train]).mean(axis=0)
     budgets = np.geomspace(max(mean_cost.min(), 1e-12), max(mean_cost.max(), 1e-12), BUDGET_LEVELS)
     for pool, budget in zip(budget_pools, budgets, strict=True):
-        chosen = candidates[select(accuracy, cost, budget=float(budget))]
+        chosen, _, _ = select_mixed(
+            table_train, candidates, accuracy, cost, float(budget), last_tiers=last, mixable=mixable
+        )
         outcome = simulate(table_test, chosen)
         pool.add(outcome.correct, outcome.cost)
     for pool, (correct, spent) in zip(

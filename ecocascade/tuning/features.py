@@ -15,6 +15,7 @@ from ecocascade.judges.agreement import extract_answer
 from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
 from ecocascade.judges.reliability import ConfusionModel
 from ecocascade.replay.data import RecordedDataset
+from ecocascade.routing import query_unit
 from ecocascade.tuning.execution import ExecutionFeatures, execution_features
 from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
@@ -182,7 +183,22 @@ async def dataset_features(
             key = extract_answer(text) if text.strip() else None
             if key is not None:
                 keys[i, j] = codes.setdefault(key, len(codes))
-    return Features(dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes))
+    features = Features(
+        dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes)
+    )
+    code_share = float(np.mean([k.startswith("code:") for k in codes])) if codes else 0.0
+    if not execute or code_share < 0.5:
+        return features
+    execution = await execution_features(dataset, progress=progress)
+    names: dict[str, int] = {}
+    judge_keys = np.full((n, count), -1, dtype=np.int64)
+    for i, row in enumerate(execution.keys):
+        for j, key in enumerate(row):
+            if key is not None:
+                judge_keys[i, j] = names.setdefault(key, len(names))
+    return dataclasses.replace(
+        features, judge_keys=judge_keys, judge_key_names=tuple(names), execution=execution
+    )
 
 
 def make_table(
@@ -202,4 +218,5 @@ def make_table(
         keys=features.keys[rows],
         route=route,
         reliability=reliability,
+        unit=np.array([query_unit(ds.items[i].query) for i in rows], dtype=np.float64),
     )

@@ -99,6 +99,8 @@ class Table:
     route: Array  # router: neighbours' success rate (NaN unknown)
     reliability: tuple[Reliability, ...] = ()
     """Confusion models over row groups (cross-fitted: each group's model never saw its rows)."""
+    unit: Array | None = None
+    """Per item :func:`~ecocascade.routing.query_unit` of its query (random-share routing)."""
 
     @property
     def n(self) -> int:
@@ -118,6 +120,7 @@ class Candidate:
     references: tuple[int, ...] = ()  # agreement: model columns asked
     min_agree: int = 1
     skip_below: float | None = None  # history router (None: no router)
+    escalate_share: float = 0.0  # RandomShareRouter: this share starts on the last tier
 
     def describe(self, models: Sequence[str]) -> str:
         ladder = " → ".join(models[m] for m in self.ladder)
@@ -126,7 +129,8 @@ class Candidate:
         agree = f"agree({refs}, {self.min_agree})"
         if self.judge == "reliability":
             taus = "/".join(f"{t:g}" for t in self.thresholds)
-            return f"{' → '.join(models[m] for m in self.ladder)} [posterior≥{taus} asking {refs}]"
+            ladder = " → ".join(models[m] for m in self.ladder)
+            return f"{ladder} [posterior≥{taus} asking {refs or 'nobody'}]{self._share()}"
         judge = {
             "learned": learned,
             "agreement": agree,
@@ -134,7 +138,12 @@ class Candidate:
             "all": f"{learned} & {agree}",
         }.get(self.judge, "accept")
         router = "" if self.skip_below is None else f", router≥{self.skip_below:g}"
-        return f"{ladder} [{judge}{router}]"
+        return f"{ladder} [{judge}{router}]{self._share()}"
+
+    def _share(self) -> str:
+        return f" + {self.escalate_share:.1%} of queries straight to the last tier" * (
+            self.escalate_share > 0
+        )
 
 
 @dataclass(frozen=True)
@@ -256,6 +265,10 @@ def _tier_decision(
 def simulate(table: Table, candidate: Candidate) -> Outcome:
     """Walk the ladder for every item at once; the reference semantics (see the module doc)."""
     start = start_tiers(table, candidate.ladder, candidate.skip_below)
+    if candidate.escalate_share > 0:
+        if table.unit is None:
+            raise ValueError("random-share routing needs the table's query units")
+        start = np.where(table.unit < candidate.escalate_share, len(candidate.ladder) - 1, 0)
     open_ = np.ones(table.n, dtype=bool)
     correct = np.zeros(table.n)
     cost = np.zeros(table.n)

@@ -14,7 +14,7 @@ from ecocascade.judges.reliability import ConfusionModel, ReliabilityJudge
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, RecordedItem
 from ecocascade.replay.provider import replay_tier
 from ecocascade.replay.run import run_cascade_on
-from ecocascade.routing import HistoryRouter
+from ecocascade.routing import HistoryRouter, RandomShareRouter
 from ecocascade.tuning.features import dataset_features, make_table
 from ecocascade.tuning.metrics import aiq, hull, knn_router, oracle
 from ecocascade.tuning.simulate import (
@@ -86,6 +86,14 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
             (small, medium, large), "reliability", thresholds=(0.8, 0.8), references=(small, medium)
         ),
         Candidate((medium, large), "reliability", thresholds=(0.99,), references=(small,)),
+        Candidate(
+            (small, large),
+            "reliability",
+            thresholds=(0.9,),
+            references=(medium,),
+            escalate_share=0.3,
+        ),
+        Candidate((small, medium, large), "learned", thresholds=(0.6, 0.4), escalate_share=0.5),
     ]
     assert {c.judge for c in candidates} == {"learned", "agreement", "any", "all", "reliability"}
     for candidate in candidates:
@@ -109,7 +117,14 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
             "any": AnyOf(learned, agreement),
             "all": AllOf(learned, agreement),
         }[candidate.judge]
-        cascade = Cascade(tiers, judge, router=router if candidate.skip_below else None)
+        chosen_router = (
+            router
+            if candidate.skip_below
+            else RandomShareRouter(candidate.escalate_share)
+            if candidate.escalate_share
+            else None
+        )
+        cascade = Cascade(tiers, judge, router=chosen_router)
         real = await run_cascade_on(cascade, ds)
         simulated = simulate(table, candidate)
         assert [o.correct for o in real] == [bool(x) for x in simulated.correct], candidate
@@ -221,3 +236,17 @@ def test_knn_router_with_no_cost_weight_picks_the_neighbours_best_model() -> Non
         vectors, np.arange(4), np.array([4, 5]), correct, cost, answered, k=2, lambdas=[0.0, 9.0]
     )
     assert list(right) == [1.0, 1.0] and list(spent) == [1.0, 2.0]
+
+
+def test_a_budget_between_two_configs_is_spent_on_a_random_share_to_the_last_tier() -> None:
+    from ecocascade.tuning.tuner import select_mixed
+
+    table = random_table(n=400, seed=5)
+    candidates, accuracy, cost = candidates_scores(table)
+    for budget in np.quantile(cost, [0.2, 0.5]):
+        chosen, acc, spent = select_mixed(table, candidates, accuracy, cost, float(budget))
+        assert spent <= budget + 1e-12
+        assert acc >= accuracy[cost <= budget].max() - 1e-12  # never worse than no mixing
+        if chosen.escalate_share:
+            outcome = simulate(table, chosen)  # the hash split is close to its expectation
+            assert outcome.cost_per_query == pytest.approx(spent, rel=0.25)
