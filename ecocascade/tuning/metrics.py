@@ -120,8 +120,8 @@ def auc(score: Array, label: Array) -> float | None:
     """Area under the ROC curve of ``score`` for binary ``label`` (ties count half);
     ``None`` when one class is missing."""
     score = np.asarray(score, dtype=np.float64)
-    label = np.asarray(label) > 0.5
-    pos, neg = int(label.sum()), int((~label).sum())
+    positive = np.asarray(label) > 0.5
+    pos, neg = int(positive.sum()), int((~positive).sum())
     if pos == 0 or neg == 0:
         return None
     order = np.argsort(score, kind="mergesort")
@@ -131,4 +131,4 @@ def auc(score: Array, label: Array) -> float | None:
     _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
     for start, count in zip(first, counts, strict=True):
         ranks[order[start : start + count]] = start + (count + 1) / 2
-    return float((ranks[label].sum() - pos * (pos + 1) / 2) / (pos * neg))
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))
