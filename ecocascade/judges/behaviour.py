@@ -33,7 +33,8 @@ from ecocascade.exceptions import ConfigError, ProviderError
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import current_attempt, recorded_model_name
-from ecocascade.sandbox import _fenced_blocks, extract_python_code, run_python
+from ecocascade.sandbox import run_python
+from ecocascade.text import _fenced_blocks, extract_python_code
 from ecocascade.types import JudgeContext, Usage, Verdict, add_costs
 
 __all__ = [

@@ -440,8 +440,10 @@ class ReliabilityJudge:
     given: put the cheapest reliable first) and stops as soon as the verdict is settled.
 
     The answering model (from ``context``, else :func:`~ecocascade.routing.current_attempt`) is
-    the first witness; earlier attempts in ``context`` count too. A reference that is the
-    answering model is skipped; one whose call fails gives no evidence. With
+    the first witness. A reference that is the
+    answering model is skipped; one whose call fails gives no evidence. With ``use_attempts`` the
+    earlier attempts in ``context`` count as witnesses too (off by default: the tuner's
+    simulation does not model it). With
     ``accept_last_tier`` the ladder's last tier is accepted without asking anyone.
     """
 
@@ -453,6 +455,7 @@ class ReliabilityJudge:
         tau: float = 0.9,
         kind: AnswerKind = "auto",
         accept_last_tier: bool = True,
+        use_attempts: bool = False,
         name: str = "reliability",
     ) -> None:
         if not 0.0 < tau <= 1.0:
@@ -464,6 +467,7 @@ class ReliabilityJudge:
         self.tau = tau
         self.kind: AnswerKind = kind
         self.accept_last_tier = accept_last_tier
+        self.use_attempts = use_attempts
         self._name = name
         self._clients = tuple(TierClient(t) for t in self.references)
 
@@ -485,7 +489,7 @@ class ReliabilityJudge:
             return Verdict(False, "no answer could be extracted", self._name, 0.0)
         own = recorded_model_name(attempt.model) if attempt is not None else ""
         seen: dict[str, str | None] = {own: key} if own else {}
-        for earlier in getattr(context, "attempts", ()) or ():
+        for earlier in (getattr(context, "attempts", ()) or ()) if self.use_attempts else ():
             label = getattr(earlier, "model", None) or getattr(earlier, "tier", None)
             text = getattr(earlier, "answer", None)
             if isinstance(label, str) and self.model.index(label) is not None:

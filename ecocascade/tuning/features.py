@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ecocascade.judges.agreement import extract_answer
-from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
+from ecocascade.judges.learned import LearnedModel, cheap_features, embedding_texts
 from ecocascade.judges.reliability import ConfusionModel
 from ecocascade.replay.data import RecordedDataset
 from ecocascade.routing import query_unit
+from ecocascade.store.embedders import embed_cached
 from ecocascade.tuning.execution import ExecutionFeatures, execution_features
 from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
