@@ -298,9 +298,9 @@ def _run_split(
     )
     scores["rows"].append(test)
     scores["learned"].append(table_test.score)
-    pool = reference_pool(table_train)
+    ref_pool = reference_pool(table_train)
     scores["reliability"].append(
-        np.stack([trajectory(table_test, m, pool)[0][:, -1] for m in range(len(ds.models))], 1)
+        np.stack([trajectory(table_test, m, ref_pool)[0][:, -1] for m in range(len(ds.models))], 1)
     )
     candidates, accuracy, cost = candidates_scores(table_train)
     single = single_accuracy(ds, train)

@@ -96,7 +96,7 @@ def knn_router(
 
 
 def random_escalation(
-    accuracy: Sequence[float], cost: Sequence[float], strongest: int, at_cost: float
+    accuracy: Sequence[float] | Array, cost: Sequence[float] | Array, strongest: int, at_cost: float
 ) -> float | None:
     """The no-information baseline at ``at_cost`` per query: the best cheap model answers and a
     random share ``s`` of the queries goes to the ``strongest`` model instead, so cost is
