@@ -20,9 +20,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AttemptContext",
     "HistoryRouter",
+    "RandomShareRouter",
     "Router",
     "SolutionStoreRouter",
     "current_attempt",
+    "query_unit",
     "recorded_model_name",
     "reset_attempt",
     "set_attempt",
@@ -209,3 +211,32 @@ class SolutionStoreRouter:
         index.update({recorded_model_name(t.label): i for i, t in enumerate(tiers)})
         solved = [index[d.model] for d in found if d.model in index]
         return min(solved) if solved else 0
+
+
+def query_unit(query: str, salt: str = "") -> float:
+    """A query's deterministic point in [0, 1): the same query always lands on the same side of a
+    :class:`RandomShareRouter`'s share (so replays and the tuner's simulation agree)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{salt}\n{query}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+class RandomShareRouter:
+    """Sends a fixed share of queries straight to the last tier, chosen by a hash of the query
+    (:func:`query_unit`), and starts the rest at the bottom.
+
+    What a tuner uses to reach a budget between two configurations: the cascade on most queries,
+    the strongest tier on a random ``share`` — the same mix the random-escalation baseline makes,
+    applied to a better cascade."""
+
+    def __init__(self, share: float, *, salt: str = "") -> None:
+        from ecocascade.exceptions import ConfigError
+
+        if not 0.0 <= share <= 1.0:
+            raise ConfigError(f"must be in [0, 1], got {share}", where="router.share")
+        self.share = share
+        self.salt = salt
+
+    async def start_tier(self, query: str, tiers: Sequence[Tier]) -> int:
+        return len(tiers) - 1 if query_unit(query, self.salt) < self.share else 0

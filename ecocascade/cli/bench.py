@@ -265,17 +265,36 @@ async def _run_config(config: Path, data: Path, *, in_sample: bool) -> dict[str,
 
 def _print_table(result: dict[str, Any]) -> None:
     typer.echo(f"\n{result['dataset']} — {result['items']} items, {result['protocol']}")
-    typer.echo(f"{'strategy':58s} {'accuracy':>8s} {'$/query':>10s}")
+    target = result["target"]
+    typer.echo(
+        f"{'strategy':58s} {'accuracy':>8s} {'$/query':>10s} {'cost':>5s} {'random esc.':>11s}"
+    )
     for s in result["single_models"]:
         typer.echo(f"{'  ' + s['name']:58s} {s['accuracy']:8.3f} {s['cost_per_query_usd']:10.2e}")
     o = result["oracle"]
     typer.echo(f"{'oracle':58s} {o['accuracy']:8.3f} {o['cost_per_query_usd']:10.2e}")
-    target = result["target"]
     for s in result["strategies"]:
         share = s["cost_per_query_usd"] / target["cost_per_query_usd"]
         typer.echo(
             f"{s['name'][:58]:58s} {s['accuracy']:8.3f} {s['cost_per_query_usd']:10.2e}"
-            f"  ({share:.0%} of {target['reference_model']})"
+            f" {share:5.0%} {_versus(s)}"
+        )
+    sweep = result.get("budget_sweep", [])
+    if sweep:
+        typer.echo("budget sweep (cost share: accuracy vs random escalation at that cost):")
+        typer.echo(
+            "  "
+            + "; ".join(
+                f"{p['cost_per_query_usd'] / target['cost_per_query_usd']:.0%}: "
+                f"{p['accuracy']:.3f} {_versus(p)}"
+                for p in sweep
+            )
+        )
+        behind = [p for p in sweep if p["beats_random_escalation"] is False]
+        typer.echo(
+            f"  {len(behind)} of {len(sweep)} sweep points do NOT beat random escalation"
+            if behind
+            else "  every sweep point with a baseline beats random escalation"
         )
     aiq = result["aiq"]
     typer.echo(
@@ -284,3 +303,21 @@ def _print_table(result: dict[str, Any]) -> None:
         f"cascade {aiq['cascade_with_singles']:.4f}, "
         f"knn router {aiq['knn_router_with_singles']:.4f}"
     )
+    aucs = result.get("judge_auc", {})
+    if aucs:
+        typer.echo("judge AUC per model (out of fold): " + ", ".join(aucs))
+        for model in result["models"]:
+            values = "  ".join(
+                f"{judge} {'–' if v is None else f'{v:.3f}'}"
+                for judge, per in aucs.items()
+                for v in [per.get(model)]
+            )
+            typer.echo(f"  {model[:40]:40s} {values}")
+
+
+def _versus(point: dict[str, Any]) -> str:
+    base = point.get("random_escalation_accuracy")
+    if base is None:
+        return f"{'–':>6s} (below every cheap model's cost)"
+    mark = "beats" if point.get("beats_random_escalation") else "does NOT beat"
+    return f"{base:6.3f} ({mark} random escalation)"

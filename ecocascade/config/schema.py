@@ -215,6 +215,29 @@ class AgreementJudgeSpec(_Strict):
         )
 
 
+class ReliabilityJudgeSpec(_Strict):
+    """Accept when the answer's posterior under a fitted confusion model (``ecocascade tune``
+    writes one) reaches ``tau``, asking ``references`` one at a time."""
+
+    type: Literal["reliability"]
+    path: Annotated[str, Field(min_length=1)]
+    references: list[TierSpec] = Field(default_factory=list)
+    tau: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    kind: Literal["auto", "choice", "number", "code", "text"] = "auto"
+    accept_last_tier: bool = True
+
+    def build(self) -> Judge:
+        from ecocascade.judges.reliability import ConfusionModel, ReliabilityJudge
+
+        return ReliabilityJudge(
+            ConfusionModel.load(self.path),
+            [t.to_tier() for t in self.references],
+            tau=self.tau,
+            kind=self.kind,
+            accept_last_tier=self.accept_last_tier,
+        )
+
+
 class AllJudgeSpec(_Strict):
     type: Literal["all"]
     judges: Annotated[list[JudgeSpec], Field(min_length=1)]
@@ -244,6 +267,7 @@ JudgeSpec = Annotated[
     | RegexJudgeSpec
     | LearnedJudgeSpec
     | AgreementJudgeSpec
+    | ReliabilityJudgeSpec
     | AllJudgeSpec
     | AnyJudgeSpec,
     Field(discriminator="type"),
@@ -333,6 +357,19 @@ class RouterSpec(_Strict):
         )
 
 
+class RandomShareRouterSpec(_Strict):
+    """Send a fixed share of queries (by a hash of the query) straight to the last tier."""
+
+    type: Literal["random_share"]
+    share: Annotated[float, Field(ge=0.0, le=1.0)]
+    salt: str = ""
+
+    def build(self) -> Router:
+        from ecocascade.routing import RandomShareRouter
+
+        return RandomShareRouter(self.share, salt=self.salt)
+
+
 def _judge_references(spec: Any) -> list[TierSpec]:
     """The tiers an agreement judge asks, however deeply it is nested in all/any."""
     found: list[TierSpec] = list(getattr(spec, "references", []))
@@ -348,7 +385,7 @@ class CascadeConfig(_Strict):
     budget_usd: NonNegativeFloat | None = None
     solutions: SolutionsSpec | None = None
     cache: CacheSpec | None = None
-    router: RouterSpec | None = None
+    router: Annotated[RouterSpec | RandomShareRouterSpec, Field(discriminator="type")] | None = None
 
     def build(self) -> Cascade:
         from ecocascade.controller.cascade import Cascade

@@ -27,9 +27,23 @@ import numpy.typing as npt
 
 from ecocascade.replay.data import RecordedDataset
 from ecocascade.tuning.features import Features, dataset_features, make_table
-from ecocascade.tuning.metrics import KNN_LAMBDAS, aiq, knn_router, oracle
-from ecocascade.tuning.simulate import Candidate, Outcome, candidates_scores, simulate
-from ecocascade.tuning.tuner import select, train_table
+from ecocascade.tuning.metrics import (
+    KNN_LAMBDAS,
+    aiq,
+    auc,
+    knn_router,
+    oracle,
+    random_escalation,
+)
+from ecocascade.tuning.simulate import (
+    Candidate,
+    Outcome,
+    candidates_scores,
+    reference_pool,
+    simulate,
+    trajectory,
+)
+from ecocascade.tuning.tuner import select, select_mixed, train_table
 from ecocascade.types import Embedder
 
 __all__ = ["BUDGET_LEVELS", "FAMILIES", "bench_dataset", "render_html", "single_accuracy"]
@@ -46,7 +60,8 @@ def _family(judges: set[str], router: bool) -> Callable[[Candidate], bool]:
     return allowed
 
 
-_TUNED = _family({"learned", "agreement", "any", "all"}, router=True)
+_TUNED = _family({"learned", "agreement", "any", "all", "reliability"}, router=True)
+_RELIABILITY = _family({"reliability"}, router=False)
 Rule = tuple[
     str, float
 ]  # ("target", share of the best model's accuracy) or ("budget", share of its cost)
@@ -71,6 +86,12 @@ FAMILIES: dict[str, tuple[Callable[[Candidate], bool], Rule]] = {
         _TUNED,
         ("budget", MAX_COST_FRACTION),
     ),
+    "cascade: tuned, budget 35% of best model's cost": (_TUNED, ("budget", 0.35)),
+    "cascade: reliability judge, budget 20% of best model's cost": (
+        _RELIABILITY,
+        ("budget", MAX_COST_FRACTION),
+    ),
+    "cascade: reliability judge, budget 35% of best model's cost": (_RELIABILITY, ("budget", 0.35)),
 }
 """What the bench reports: which candidates a strategy may use, and the rule that picks one on
 the train rows (relative to the best single model there — the same rule for every dataset)."""
@@ -116,13 +137,14 @@ async def bench_dataset(
     eval_rows: Rows | None = None,
     folds: int = 5,
     seed: int = 0,
+    execute: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark one dataset. ``eval_rows`` given: tune on the other rows, score on these;
     else ``folds``-fold cross-validation."""
     say = progress or (lambda _: None)
     started = time.perf_counter()
-    features = await dataset_features(dataset, embedder)
+    features = await dataset_features(dataset, embedder, execute=execute, progress=say)
     say(f"{dataset.name}: features in {time.perf_counter() - started:.1f}s")
     n = len(dataset)
     if eval_rows is None:
@@ -138,10 +160,11 @@ async def bench_dataset(
     budget_pools = [_Pool() for _ in range(BUDGET_LEVELS)]
     knn_pools = [_Pool() for _ in KNN_LAMBDAS]
     candidates_seen = 0
+    scores: dict[str, list[Any]] = {"rows": [], "learned": [], "reliability": []}
     for number, (train, test) in enumerate(split_list):
         t0 = time.perf_counter()
         candidates_seen = _run_split(
-            features, train, test, pools, budget_pools, knn_pools, seed + number
+            features, train, test, pools, budget_pools, knn_pools, seed + number, scores
         )
         elapsed = time.perf_counter() - t0
         say(f"{dataset.name}: split {number + 1}/{len(split_list)} in {elapsed:.1f}s")
@@ -156,6 +179,17 @@ async def bench_dataset(
     best = int(np.argmax(accuracy))
     lo, hi = float(mean_cost.min()), float(mean_cost.max())
     o_acc, o_cost = oracle(np.nan_to_num(dataset.correct[scope]), costs, dataset.answered[scope])
+
+    def baseline(cost: float) -> float | None:
+        return random_escalation(accuracy, mean_cost, best, cost)
+
+    def versus(acc: float, cost: float) -> dict[str, Any]:
+        base = baseline(cost)
+        return {
+            "random_escalation_accuracy": base,
+            "beats_random_escalation": None if base is None else bool(acc > base + 1e-9),
+        }
+
     strategies = []
     for name, pool in pools.items():
         cost, acc = pool.point()
@@ -168,6 +202,7 @@ async def bench_dataset(
                 "meets_target": bool(
                     acc >= float(accuracy[best]) and cost <= MAX_COST_FRACTION * mean_cost[best]
                 ),
+                **versus(acc, cost),
                 "configs": pool.configs,
             }
         )
@@ -183,7 +218,16 @@ async def bench_dataset(
                 knn_points[best_knn][1] >= float(accuracy[best])
                 and knn_points[best_knn][0] <= MAX_COST_FRACTION * mean_cost[best]
             ),
+            **versus(knn_points[best_knn][1], knn_points[best_knn][0]),
             "configs": [],
+        }
+    )
+    sweep = [p.point() for p in budget_pools]
+    random_curve = sorted(
+        {
+            (float(c), float(b))
+            for c in [*mean_cost, *(x for x, _ in sweep)]
+            if (b := baseline(c)) is not None
         }
     )
     cascade_points = [p.point() for p in budget_pools] + [p.point() for p in pools.values()]
@@ -194,6 +238,11 @@ async def bench_dataset(
         "models": list(dataset.models),
         "protocol": protocol,
         "candidates_per_split": candidates_seen,
+        "reliability_keys": (
+            "behaviour of the executed code (shared input pool)"
+            if features.judge_keys is not None
+            else "extracted answers"
+        ),
         "single_models": single,
         "oracle": {"accuracy": o_acc, "cost_per_query_usd": o_cost},
         "strategies": strategies,
@@ -203,8 +252,13 @@ async def bench_dataset(
             "cost_per_query_usd": float(mean_cost[best]),
             "max_cost_fraction": MAX_COST_FRACTION,
         },
+        "budget_sweep": [
+            {"cost_per_query_usd": c, "accuracy": a, **versus(a, c)} for c, a in sweep
+        ],
+        "judge_auc": _judge_auc(dataset, scores),
         "curves": {
             "cascade (budget sweep)": [list(p) for p in sorted(cascade_points)],
+            "random escalation": [list(p) for p in random_curve],
             "knn router": [list(p) for p in sorted(knn_points)],
             "single models": [list(p) for p in sorted(single_points)],
         },
@@ -230,6 +284,7 @@ def _run_split(
     budget_pools: list[_Pool],
     knn_pools: list[_Pool],
     seed: int,
+    scores: dict[str, list[Any]],
 ) -> int:
     ds = features.dataset
     table_train = train_table(features, train, seed=seed)
@@ -239,25 +294,46 @@ def _run_split(
         test,
         features.predict(judge, test),
         features.route_rates(test, train, leave_one_out=False),
+        features.reliability(test, train),
+    )
+    scores["rows"].append(test)
+    scores["learned"].append(table_test.score)
+    ref_pool = reference_pool(table_train)
+    scores["reliability"].append(
+        np.stack([trajectory(table_test, m, ref_pool)[0][:, -1] for m in range(len(ds.models))], 1)
     )
     candidates, accuracy, cost = candidates_scores(table_train)
     single = single_accuracy(ds, train)
     best = int(np.argmax(single))
     best_cost = float(np.nan_to_num(ds.cost[train, best]).mean())
     masks: dict[int, npt.NDArray[np.bool_]] = {}
+    last = np.array([c.ladder[-1] for c in candidates], dtype=np.int64)
+    mixable = np.array([c.skip_below is None for c in candidates], dtype=bool)
     for name, (allowed, (rule, share)) in FAMILIES.items():
         mask = masks.setdefault(id(allowed), np.array([allowed(c) for c in candidates]))
         if rule == "target":
-            pick = select(accuracy, cost, target=share * float(single[best]), allowed=mask)
+            chosen = candidates[
+                select(accuracy, cost, target=share * float(single[best]), allowed=mask)
+            ]
         else:
-            pick = select(accuracy, cost, budget=share * best_cost, allowed=mask)
-        chosen = candidates[pick]
+            chosen, _, _ = select_mixed(
+                table_train,
+                candidates,
+                accuracy,
+                cost,
+                share * best_cost,
+                allowed=mask,
+                last_tiers=last,
+                mixable=mixable,
+            )
         outcome: Outcome = simulate(table_test, chosen)
         pools[name].add(outcome.correct, outcome.cost, chosen.describe(ds.models))
     mean_cost = np.nan_to_num(ds.cost[train]).mean(axis=0)
     budgets = np.geomspace(max(mean_cost.min(), 1e-12), max(mean_cost.max(), 1e-12), BUDGET_LEVELS)
     for pool, budget in zip(budget_pools, budgets, strict=True):
-        chosen = candidates[select(accuracy, cost, budget=float(budget))]
+        chosen, _, _ = select_mixed(
+            table_train, candidates, accuracy, cost, float(budget), last_tiers=last, mixable=mixable
+        )
         outcome = simulate(table_test, chosen)
         pool.add(outcome.correct, outcome.cost)
     for pool, (correct, spent) in zip(
@@ -267,6 +343,20 @@ def _run_split(
     ):
         pool.add(correct, spent)
     return len(candidates)
+
+
+def _judge_auc(ds: RecordedDataset, scores: dict[str, list[Any]]) -> dict[str, Any]:
+    """Per model: AUC of each judge's out-of-fold score for the answer being right (learned:
+    P(correct); reliability: the posterior of its answer given the reference pool's answers)."""
+    rows = np.concatenate(scores["rows"])
+    correct, known = np.nan_to_num(ds.correct[rows]), ~np.isnan(ds.correct[rows])
+    out: dict[str, Any] = {}
+    for judge in ("learned", "reliability"):
+        values = np.concatenate(scores[judge])
+        out[judge] = {
+            m: auc(values[known[:, j], j], correct[known[:, j], j]) for j, m in enumerate(ds.models)
+        }
+    return out
 
 
 def render_html(results: Sequence[dict[str, Any]], *, command: str = "") -> str:

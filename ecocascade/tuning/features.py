@@ -4,6 +4,8 @@ the history router's neighbour success rates."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,9 +13,12 @@ import numpy.typing as npt
 
 from ecocascade.judges.agreement import extract_answer
 from ecocascade.judges.learned import LearnedModel, cheap_features, embedding_texts
+from ecocascade.judges.reliability import ConfusionModel
 from ecocascade.replay.data import RecordedDataset
+from ecocascade.routing import query_unit
 from ecocascade.store.embedders import embed_cached
-from ecocascade.tuning.simulate import Table
+from ecocascade.tuning.execution import ExecutionFeatures, execution_features
+from ecocascade.tuning.simulate import Reliability, Table
 from ecocascade.types import Embedder
 
 __all__ = ["ROUTER_K", "Features", "dataset_features", "make_table"]
@@ -35,6 +40,17 @@ class Features:
     answer: npt.NDArray[np.float32]  # (n, M, d)
     cheap: Array  # (n, M, c)
     keys: npt.NDArray[np.int64]  # (n, M)
+    key_names: tuple[str, ...] = ()  # keys[i, m] = c names key_names[c]
+    judge_keys: npt.NDArray[np.int64] | None = None
+    """The reliability judge's keys when they differ from ``keys`` (code: behaviour keys from
+    running it, see :mod:`ecocascade.tuning.execution`); names in ``judge_key_names``."""
+    judge_key_names: tuple[str, ...] = ()
+    execution: ExecutionFeatures | None = None
+
+    def reliability_keys(self) -> tuple[npt.NDArray[np.int64], tuple[str, ...]]:
+        if self.judge_keys is not None:
+            return self.judge_keys, self.judge_key_names
+        return self.keys, self.key_names
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -84,6 +100,42 @@ class Features:
             out[fold] = self.predict(self.fit_judge(rows[rest]), rows[fold])
         return out
 
+    def fit_confusion(self, rows: Rows) -> ConfusionModel:
+        """The reliability judge's confusion model fitted on ``rows`` (keys and labels)."""
+        correct, known = self.labels()
+        codes, names = self.reliability_keys()
+        keys = [
+            [
+                names[c] if self.dataset.answered[i, m] and c >= 0 else None
+                for m, c in enumerate(codes[i])
+            ]
+            for i in rows
+        ]
+        return ConfusionModel.fit(self.models, keys, np.where(known, correct, np.nan)[rows])
+
+    def reliability(
+        self, rows: Rows, fit_rows: Rows | None = None, *, seed: int = 0
+    ) -> tuple[Reliability, ...]:
+        """Confusion models for ``rows``: one fitted on ``fit_rows``, or (``None``) cross-fitted
+        within ``rows`` (each inner fold scored by a model fitted on the others)."""
+        if fit_rows is not None:
+            groups = [(np.arange(len(rows)), self.fit_confusion(fit_rows))]
+        else:
+            groups = []
+            order = np.random.default_rng(seed).permutation(len(rows))
+            for fold in np.array_split(order, min(INNER_FOLDS, len(rows))):
+                rest = np.setdiff1d(order, fold)
+                if len(rest) and len(fold):
+                    groups.append((np.sort(fold), self.fit_confusion(rows[rest])))
+        out = []
+        codes, names = self.reliability_keys()
+        for positions, model in groups:
+            items = rows[positions]
+            obs = model.codes(codes[items], names)
+            obs = np.where(self.dataset.answered[items], obs, -2)
+            out.append(Reliability(positions.astype(np.int64), model, obs))
+        return tuple(out)
+
     def route_rates(self, rows: Rows, history: Rows, *, leave_one_out: bool) -> Array:
         """Per row and model: the share of its ``ROUTER_K`` nearest history queries that model
         solved (NaN when none has a record). ``leave_one_out`` drops the query itself."""
@@ -103,8 +155,16 @@ class Features:
         return np.where(count > 0, solved / np.maximum(count, 1), np.nan)
 
 
-async def dataset_features(dataset: RecordedDataset, embedder: Embedder) -> Features:
-    """Embed the dataset (cached on disk by content) and extract every answer."""
+async def dataset_features(
+    dataset: RecordedDataset,
+    embedder: Embedder,
+    *,
+    execute: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Features:
+    """Embed the dataset (cached on disk by content) and extract every answer. ``execute``: when
+    most items' answers hold code, run it (:func:`execution_features`, cached) and key the
+    reliability judge by behaviour instead of syntax tree."""
     n, count = len(dataset.items), len(dataset.models)
     pairs = [
         embedding_texts(item.query, dataset.text(i, m))
@@ -124,10 +184,31 @@ async def dataset_features(dataset: RecordedDataset, embedder: Embedder) -> Feat
             key = extract_answer(text) if text.strip() else None
             if key is not None:
                 keys[i, j] = codes.setdefault(key, len(codes))
-    return Features(dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys)
+    features = Features(
+        dataset, embedder.name, q, a.reshape(n, count, -1), cheap, keys, tuple(codes)
+    )
+    code_share = float(np.mean([k.startswith("code:") for k in codes])) if codes else 0.0
+    if not execute or code_share < 0.5:
+        return features
+    execution = await execution_features(dataset, progress=progress)
+    names: dict[str, int] = {}
+    judge_keys = np.full((n, count), -1, dtype=np.int64)
+    for i, row in enumerate(execution.keys):
+        for j, key in enumerate(row):
+            if key is not None:
+                judge_keys[i, j] = names.setdefault(key, len(names))
+    return dataclasses.replace(
+        features, judge_keys=judge_keys, judge_key_names=tuple(names), execution=execution
+    )
 
 
-def make_table(features: Features, rows: Rows, scores: Array, route: Array) -> Table:
+def make_table(
+    features: Features,
+    rows: Rows,
+    scores: Array,
+    route: Array,
+    reliability: tuple[Reliability, ...] = (),
+) -> Table:
     ds = features.dataset
     return Table(
         models=ds.models,
@@ -137,4 +218,6 @@ def make_table(features: Features, rows: Rows, scores: Array, route: Array) -> T
         score=scores,
         keys=features.keys[rows],
         route=route,
+        reliability=reliability,
+        unit=np.array([query_unit(ds.items[i].query) for i in rows], dtype=np.float64),
     )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["aiq", "hull", "knn_router", "oracle"]
+__all__ = ["aiq", "auc", "hull", "knn_router", "oracle", "random_escalation"]
 
 Array = npt.NDArray[np.float64]
 KNN_K = 40
@@ -93,3 +93,42 @@ def knn_router(
             )
         )
     return results
+
+
+def random_escalation(
+    accuracy: Sequence[float] | Array, cost: Sequence[float] | Array, strongest: int, at_cost: float
+) -> float | None:
+    """The no-information baseline at ``at_cost`` per query: the best cheap model answers and a
+    random share ``s`` of the queries goes to the ``strongest`` model instead, so cost is
+    ``(1-s)·c_m + s·c_strong`` and accuracy ``(1-s)·a_m + s·a_strong``; the best such mix over
+    cheap models ``m`` (any model cheaper than the strongest). ``None`` below every cheap
+    model's cost; at or above the strongest model's cost, its accuracy."""
+    a_s, c_s = float(accuracy[strongest]), float(cost[strongest])
+    if at_cost >= c_s:
+        return a_s
+    best: float | None = None
+    for m, (a_m, c_m) in enumerate(zip(accuracy, cost, strict=True)):
+        if m == strongest or c_m > at_cost or c_m >= c_s:
+            continue
+        share = (at_cost - c_m) / (c_s - c_m)
+        value = (1 - share) * float(a_m) + share * a_s
+        best = value if best is None else max(best, value)
+    return best
+
+
+def auc(score: Array, label: Array) -> float | None:
+    """Area under the ROC curve of ``score`` for binary ``label`` (ties count half);
+    ``None`` when one class is missing."""
+    score = np.asarray(score, dtype=np.float64)
+    positive = np.asarray(label) > 0.5
+    pos, neg = int(positive.sum()), int((~positive).sum())
+    if pos == 0 or neg == 0:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    sorted_scores = score[order]
+    # average ranks over ties
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    for start, count in zip(first, counts, strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[positive].sum() - pos * (pos + 1) / 2) / (pos * neg))

@@ -14,6 +14,10 @@ neighbour success rate. :func:`simulate` walks a :class:`Candidate` ladder exact
   cost and accepts when ``min_agree`` of them give the same extracted answer; ``any`` / ``all``
   combine the two as :class:`~ecocascade.judges.AnyOf` / :class:`~ecocascade.judges.AllOf` of
   (learned, agreement) do, asking the references only when the learned verdict leaves it open;
+  ``reliability`` (:class:`~ecocascade.judges.reliability.ReliabilityJudge`) accepts on the last
+  tier outright, rejects an unextractable answer for free, else asks the references one at a time
+  in order (skipping the judged model), paying each one asked, and stops when the judged answer's
+  posterior under the confusion model reaches ``τ`` (accept) or cannot reach it any more (reject);
 - the query's outcome is correct when the accepted answer is; a ladder that ends without an
   accepted answer is wrong. Cost is every attempt's recorded cost plus judge costs.
 
@@ -30,6 +34,12 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from ecocascade.judges.reliability import (
+    ConfusionModel,
+    posterior_trajectory,
+    sequential_decision,
+)
+
 __all__ = [
     "THRESHOLD_GRID",
     "Candidate",
@@ -41,7 +51,7 @@ __all__ = [
 ]
 
 Array = npt.NDArray[np.float64]
-JudgeKind = Literal["learned", "agreement", "any", "all", "none"]
+JudgeKind = Literal["learned", "agreement", "any", "all", "reliability", "none"]
 """``any``: learned OR agreement (AnyOf: the learned judge first, references asked only when it
 rejects); ``all``: learned AND agreement (AllOf: references asked only when it accepts)."""
 THRESHOLDED = frozenset({"learned", "any", "all"})
@@ -61,7 +71,19 @@ THRESHOLD_GRID: tuple[float, ...] = (
     0.98,
 )
 HYBRID_GRID: tuple[float, ...] = (0.5, 0.7, 0.85, 0.95)
+TAU_GRID: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.995)
+MAX_REFERENCES = 3
 ROUTER_GRID: tuple[float | None, ...] = (None, 0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """A confusion model and the rows (of a :class:`Table`) it scores, with their answer codes
+    as it reads them (-2: the model did not answer)."""
+
+    rows: npt.NDArray[np.int64]
+    model: ConfusionModel
+    obs: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -75,6 +97,10 @@ class Table:
     score: Array  # learned P(correct)
     keys: npt.NDArray[np.int64]  # extracted answer code; -1 = nothing extractable
     route: Array  # router: neighbours' success rate (NaN unknown)
+    reliability: tuple[Reliability, ...] = ()
+    """Confusion models over row groups (cross-fitted: each group's model never saw its rows)."""
+    unit: Array | None = None
+    """Per item :func:`~ecocascade.routing.query_unit` of its query (random-share routing)."""
 
     @property
     def n(self) -> int:
@@ -94,12 +120,17 @@ class Candidate:
     references: tuple[int, ...] = ()  # agreement: model columns asked
     min_agree: int = 1
     skip_below: float | None = None  # history router (None: no router)
+    escalate_share: float = 0.0  # RandomShareRouter: this share starts on the last tier
 
     def describe(self, models: Sequence[str]) -> str:
         ladder = " → ".join(models[m] for m in self.ladder)
         learned = "learned@" + "/".join(f"{t:g}" for t in self.thresholds)
         refs = "+".join(models[r] for r in self.references)
         agree = f"agree({refs}, {self.min_agree})"
+        if self.judge == "reliability":
+            taus = "/".join(f"{t:g}" for t in self.thresholds)
+            ladder = " → ".join(models[m] for m in self.ladder)
+            return f"{ladder} [posterior≥{taus} asking {refs or 'nobody'}]{self._share()}"
         judge = {
             "learned": learned,
             "agreement": agree,
@@ -107,7 +138,12 @@ class Candidate:
             "all": f"{learned} & {agree}",
         }.get(self.judge, "accept")
         router = "" if self.skip_below is None else f", router≥{self.skip_below:g}"
-        return f"{ladder} [{judge}{router}]"
+        return f"{ladder} [{judge}{router}]{self._share()}"
+
+    def _share(self) -> str:
+        return f" + {self.escalate_share:.1%} of queries straight to the last tier" * (
+            self.escalate_share > 0
+        )
 
 
 @dataclass(frozen=True)
@@ -160,6 +196,48 @@ def _agreement(
     return accepted, np.where(extractable, judge_cost, 0.0)
 
 
+def trajectory(table: Table, m: int, references: Sequence[int]) -> tuple[Array, Array]:
+    """Posterior of model ``m``'s answer after 0…k references, and its ceiling (see
+    :func:`~ecocascade.judges.reliability.posterior_trajectory`), stitched over row groups."""
+    refs = [r for r in references if r != m]
+    post = np.zeros((table.n, len(refs) + 1))
+    ceil = np.zeros_like(post)
+    if not table.reliability:
+        raise ValueError("the table has no confusion model")
+    for group in table.reliability:
+        p, c = posterior_trajectory(group.model, group.obs, m, refs)
+        post[group.rows], ceil[group.rows] = p, c
+    return post, ceil
+
+
+def _reliability(
+    table: Table,
+    m: int,
+    references: Sequence[int],
+    taus: Sequence[float],
+    cache: dict[tuple[int, tuple[int, ...]], tuple[Array, Array]] | None = None,
+) -> tuple[Array, Array]:
+    """Accept indicators and judge costs, (n, len(taus)), of the reliability judge on ``m``."""
+    refs = tuple(r for r in references if r != m)
+    key = (m, refs)
+    if cache is not None and key in cache:
+        post, ceil = cache[key]
+    else:
+        post, ceil = trajectory(table, m, refs)
+        if cache is not None:
+            cache[key] = (post, ceil)
+    extractable = np.zeros(table.n, dtype=bool)
+    for group in table.reliability:
+        extractable[group.rows] = group.obs[:, m] >= 0
+    ref_costs = table.cost[:, list(refs)] if refs else np.zeros((table.n, 0))
+    accept = np.zeros((table.n, len(taus)))
+    cost = np.zeros((table.n, len(taus)))
+    for g, tau in enumerate(taus):
+        a, c, _ = sequential_decision(post, ceil, ref_costs, extractable, tau)
+        accept[:, g], cost[:, g] = a, c
+    return accept, cost
+
+
 def _tier_decision(
     table: Table, candidate: Candidate, j: int
 ) -> tuple[npt.NDArray[np.bool_], Array]:
@@ -170,6 +248,11 @@ def _tier_decision(
         return answered, np.zeros(table.n)
     if candidate.judge == "agreement":
         return _agreement(table, m, candidate.references, candidate.min_agree)
+    if candidate.judge == "reliability":
+        accept, judge_cost = _reliability(
+            table, m, candidate.references, (candidate.thresholds[j],)
+        )
+        return accept[:, 0] > 0.5, judge_cost[:, 0]
     confident = answered & (table.score[:, m] >= candidate.thresholds[j])
     if candidate.judge == "learned":
         return confident, np.zeros(table.n)
@@ -182,6 +265,10 @@ def _tier_decision(
 def simulate(table: Table, candidate: Candidate) -> Outcome:
     """Walk the ladder for every item at once; the reference semantics (see the module doc)."""
     start = start_tiers(table, candidate.ladder, candidate.skip_below)
+    if candidate.escalate_share > 0:
+        if table.unit is None:
+            raise ValueError("random-share routing needs the table's query units")
+        start = np.where(table.unit < candidate.escalate_share, len(candidate.ladder) - 1, 0)
     open_ = np.ones(table.n, dtype=bool)
     correct = np.zeros(table.n)
     cost = np.zeros(table.n)
@@ -231,6 +318,8 @@ def candidates_scores(
     routers: Sequence[float | None] = ROUTER_GRID,
     agreement: bool = True,
     learned: bool = True,
+    reliability: bool = True,
+    taus: Sequence[float] = TAU_GRID,
 ) -> tuple[list[Candidate], Array, Array]:
     """Mean accuracy and cost per query of every candidate on ``table``, vectorised over the
     threshold grid (matrix products over items). Same semantics as :func:`simulate`."""
@@ -248,6 +337,9 @@ def candidates_scores(
         judge_families += [("agreement", pair, 2) for pair in itertools.combinations(cols, 2)]
     if agreement and learned:
         judge_families += [(mode, (r,), 1) for mode in ("any", "all") for r in cols]
+    use_reliability = reliability and bool(table.reliability)
+    pool = reference_pool(table) if use_reliability else ()
+    cache: dict[tuple[int, tuple[int, ...]], tuple[Array, Array]] = {}
     for ladder in ladders(len(table.models), mc, max_tiers):
         last = ladder[-1]
         if len(ladder) == 1:
@@ -255,6 +347,17 @@ def candidates_scores(
             accuracy.append(float((ok[:, last] * table.correct[:, last]).mean()))
             cost.append(float(table.cost[:, last].mean()))
             continue
+        if use_reliability:
+            for refs in reference_sets(pool, ladder, mc):
+                acc_r, cost_r = _reliability_grid(table, ladder, refs, taus, cache)
+                found.extend(
+                    Candidate(
+                        ladder, "reliability", thresholds=(t,) * (len(ladder) - 1), references=refs
+                    )
+                    for t in taus
+                )
+                accuracy.extend(acc_r)
+                cost.extend(cost_r)
         for skip in routers:
             start = start_tiers(table, ladder, skip)
             for kind, refs, need in judge_families:
@@ -270,6 +373,53 @@ def candidates_scores(
                 accuracy.extend(acc_c)
                 cost.extend(cost_c)
     return found, np.asarray(accuracy), np.asarray(cost)
+
+
+REFERENCE_POOL = 6
+
+
+def reference_pool(table: Table) -> tuple[int, ...]:
+    """The models a reliability judge may ask: the ``REFERENCE_POOL`` most reliable under the
+    confusion models (mean over row groups), whatever they cost."""
+    reliab = np.mean([g.model.model_accuracy() for g in table.reliability], axis=0)
+    order = np.argsort(-reliab, kind="stable")[:REFERENCE_POOL]
+    return tuple(int(m) for m in order)
+
+
+def reference_sets(
+    pool: Sequence[int], ladder: Sequence[int], mean_cost: Array
+) -> Iterator[tuple[int, ...]]:
+    """Reference lists for a ladder: none, or up to ``MAX_REFERENCES`` pool models outside the
+    ladder that are cheaper than its last tier — asked cheapest first."""
+    usable = sorted(
+        (m for m in pool if m not in ladder and mean_cost[m] < mean_cost[ladder[-1]]),
+        key=lambda m: (mean_cost[m], m),
+    )
+    yield ()
+    for size in range(1, MAX_REFERENCES + 1):
+        yield from itertools.combinations(usable, size)
+
+
+def _reliability_grid(
+    table: Table,
+    ladder: tuple[int, ...],
+    refs: tuple[int, ...],
+    taus: Sequence[float],
+    cache: dict[tuple[int, tuple[int, ...]], tuple[Array, Array]],
+) -> tuple[list[float], list[float]]:
+    """Mean accuracy and cost per ``τ`` (the same ``τ`` on every non-last tier)."""
+    last = ladder[-1]
+    open_ = np.ones((table.n, len(taus)))
+    acc = np.zeros(len(taus))
+    cost = np.zeros(len(taus))
+    for m in ladder[:-1]:
+        accept, judge_cost = _reliability(table, m, refs, taus, cache)
+        cost += (open_ * (table.cost[:, m, None] + judge_cost)).sum(0)
+        acc += (open_ * accept * table.correct[:, m, None]).sum(0)
+        open_ = open_ * (1 - accept)
+    cost += (open_ * table.cost[:, last, None]).sum(0)
+    acc += (open_ * (table.answered[:, last] * table.correct[:, last])[:, None]).sum(0)
+    return list(acc / table.n), list(cost / table.n)
 
 
 def _ladder_grid(

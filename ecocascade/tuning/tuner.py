@@ -4,6 +4,7 @@ the cascade runs as is."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -20,7 +21,7 @@ from ecocascade.tuning.features import ROUTER_K, Features, dataset_features, mak
 from ecocascade.tuning.simulate import Candidate, Table, candidates_scores
 from ecocascade.types import Embedder
 
-__all__ = ["TuneResult", "merge_datasets", "select", "tune", "tune_files"]
+__all__ = ["TuneResult", "merge_datasets", "select", "select_mixed", "tune", "tune_files"]
 
 Array = npt.NDArray[np.float64]
 
@@ -56,6 +57,55 @@ def select(
         pick = np.lexsort((cst[ok], -acc[ok]))[0]
         return int(idx[ok][pick])
     return int(idx[np.lexsort((-acc, cst))[0]])
+
+
+def select_mixed(
+    table: Table,
+    candidates: Sequence[Candidate],
+    accuracy: Array,
+    cost: Array,
+    budget: float,
+    *,
+    allowed: npt.NDArray[np.bool_] | None = None,
+    last_tiers: npt.NDArray[np.int64] | None = None,
+    mixable: npt.NDArray[np.bool_] | None = None,
+) -> tuple[Candidate, float, float]:
+    """The most accurate way to spend ``budget``: a candidate within it, or a cheaper one whose
+    leftover budget sends a random share of queries straight to its last tier (a
+    :class:`~ecocascade.routing.RandomShareRouter`), whichever is more accurate on ``table``
+    (the mix's accuracy and cost are the expected ones). Candidates with a history router are
+    not mixed. Returns (candidate, accuracy, cost)."""
+    i = select(accuracy, cost, budget=budget, allowed=allowed)
+    chosen, acc, spent = candidates[i], float(accuracy[i]), float(cost[i])
+    if spent > budget + 1e-12:
+        acc = -1.0  # nothing fits: any mix that fits is better
+    last = (
+        last_tiers
+        if last_tiers is not None
+        else np.array([c.ladder[-1] for c in candidates], dtype=np.int64)
+    )
+    mask = np.ones(len(candidates), dtype=bool) if allowed is None else allowed.copy()
+    mask &= (
+        mixable
+        if mixable is not None
+        else np.array([c.skip_below is None for c in candidates], dtype=bool)
+    )
+    single_acc = (table.answered * table.correct).mean(axis=0)[last]
+    single_cost = table.cost.mean(axis=0)[last]
+    ok = mask & (cost < budget) & (single_cost > budget) & (single_acc > accuracy)
+    if ok.any():
+        share = np.where(ok, (budget - cost) / np.where(ok, single_cost - cost, 1.0), 0.0)
+        share = np.floor(share * 1000) / 1000
+        mixed = np.where(ok, accuracy + share * (single_acc - accuracy), -np.inf)
+        j = int(np.argmax(mixed))
+        if mixed[j] > acc + 1e-12 and share[j] > 0:
+            mixed_cost = float(cost[j] + share[j] * (single_cost[j] - cost[j]))
+            return (
+                dataclasses.replace(candidates[j], escalate_share=float(share[j])),
+                float(mixed[j]),
+                mixed_cost,
+            )
+    return chosen, float(accuracy[i]), spent
 
 
 def merge_datasets(datasets: Sequence[RecordedDataset]) -> RecordedDataset:
@@ -95,13 +145,16 @@ def train_table(features: Features, rows: npt.NDArray[np.int_], seed: int = 0) -
     ``rows``, router rates from the other rows (leave one out)."""
     scores = features.crossfit_scores(rows, seed=seed)
     route = features.route_rates(rows, rows, leave_one_out=True)
-    return make_table(features, rows, scores, route)
+    return make_table(features, rows, scores, route, features.reliability(rows, seed=seed))
 
 
 def tune(
     table: Table, *, target: float | None = None, budget: float | None = None
 ) -> tuple[Candidate, float, float, int]:
     candidates, accuracy, cost = candidates_scores(table)
+    if budget is not None:
+        chosen, acc, spent = select_mixed(table, candidates, accuracy, cost, budget)
+        return chosen, acc, spent, len(candidates)
     i = select(accuracy, cost, target=target, budget=budget)
     return candidates[i], float(accuracy[i]), float(cost[i]), len(candidates)
 
@@ -205,6 +258,18 @@ def candidate_config(
                 "thresholds": thresholds,
             }
         )
+    if candidate.judge == "reliability":
+        confusion_path = out.with_suffix(".confusion.json").resolve()
+        features.fit_confusion(rows).save(confusion_path)
+        judges.append(
+            {
+                "type": "reliability",
+                "path": str(confusion_path),
+                "references": [tier(r) for r in candidate.references],
+                "tau": candidate.thresholds[0],
+                "accept_last_tier": True,
+            }
+        )
     if candidate.judge in ("agreement", "any", "all"):
         judges.append(
             {
@@ -220,6 +285,8 @@ def candidate_config(
         config["judge"] = judges[0]
     else:
         config["judge"] = {"type": candidate.judge, "judges": judges}
+    if candidate.escalate_share > 0:
+        config["router"] = {"type": "random_share", "share": candidate.escalate_share}
     if candidate.skip_below is not None:
         from ecocascade.routing import HistoryRouter
 

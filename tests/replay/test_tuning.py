@@ -10,13 +10,20 @@ from ecocascade.controller.cascade import Cascade
 from ecocascade.judges.agreement import AgreementJudge
 from ecocascade.judges.combinators import AllOf, AnyOf
 from ecocascade.judges.learned import LearnedJudge, LearnedModel
+from ecocascade.judges.reliability import ConfusionModel, ReliabilityJudge
 from ecocascade.replay.data import RecordedAnswer, RecordedDataset, RecordedItem
 from ecocascade.replay.provider import replay_tier
 from ecocascade.replay.run import run_cascade_on
-from ecocascade.routing import HistoryRouter
+from ecocascade.routing import HistoryRouter, RandomShareRouter
 from ecocascade.tuning.features import dataset_features, make_table
 from ecocascade.tuning.metrics import aiq, hull, knn_router, oracle
-from ecocascade.tuning.simulate import Candidate, Table, candidates_scores, simulate
+from ecocascade.tuning.simulate import (
+    Candidate,
+    Reliability,
+    Table,
+    candidates_scores,
+    simulate,
+)
 from ecocascade.tuning.tuner import select, train_table, tune
 
 from .conftest import Serve, WordsEmbedder, synthetic_dataset
@@ -54,7 +61,10 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
         features.query, np.where(known, correct, np.nan), ds.models, embedder, k=5, skip_below=0.5
     )
     route = np.array([router.success_rates(features.query[i]) for i in rows])
-    table = make_table(features, rows, features.predict(model, rows), route)
+    table = make_table(
+        features, rows, features.predict(model, rows), route, features.reliability(rows, rows)
+    )
+    confusion = features.fit_confusion(rows)
     small, medium, large = range(3)
     candidates = [
         Candidate((small, medium, large), "learned", thresholds=(0.6, 0.4)),
@@ -70,8 +80,22 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
         ),
         Candidate((small, medium, large), "all", thresholds=(0.3, 0.2), references=(medium,)),
         Candidate((small, large), "all", thresholds=(0.4,), references=(medium,), skip_below=0.5),
+        Candidate((small, large), "reliability", thresholds=(0.9,), references=(medium,)),
+        Candidate((small, large), "reliability", thresholds=(0.6,), references=()),
+        Candidate(
+            (small, medium, large), "reliability", thresholds=(0.8, 0.8), references=(small, medium)
+        ),
+        Candidate((medium, large), "reliability", thresholds=(0.99,), references=(small,)),
+        Candidate(
+            (small, large),
+            "reliability",
+            thresholds=(0.9,),
+            references=(medium,),
+            escalate_share=0.3,
+        ),
+        Candidate((small, medium, large), "learned", thresholds=(0.6, 0.4), escalate_share=0.5),
     ]
-    assert {c.judge for c in candidates} == {"learned", "agreement", "any", "all"}
+    assert {c.judge for c in candidates} == {"learned", "agreement", "any", "all", "reliability"}
     for candidate in candidates:
         tiers = [replay_tier(ds.models[m]) for m in candidate.ladder]
         thresholds = dict(
@@ -81,13 +105,26 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
         learned = LearnedJudge(model, embedder, thresholds=thresholds)
         references = [replay_tier(ds.models[r]) for r in candidate.references or (small,)]
         agreement = AgreementJudge(references, min_agree=candidate.min_agree)
+        reliability = ReliabilityJudge(
+            confusion,
+            [replay_tier(ds.models[r]) for r in candidate.references],
+            tau=candidate.thresholds[0] if candidate.thresholds else 0.9,
+        )
         judge = {
+            "reliability": reliability,
             "learned": learned,
             "agreement": agreement,
             "any": AnyOf(learned, agreement),
             "all": AllOf(learned, agreement),
         }[candidate.judge]
-        cascade = Cascade(tiers, judge, router=router if candidate.skip_below else None)
+        chosen_router = (
+            router
+            if candidate.skip_below
+            else RandomShareRouter(candidate.escalate_share)
+            if candidate.escalate_share
+            else None
+        )
+        cascade = Cascade(tiers, judge, router=chosen_router)
         real = await run_cascade_on(cascade, ds)
         simulated = simulate(table, candidate)
         assert [o.correct for o in real] == [bool(x) for x in simulated.correct], candidate
@@ -104,14 +141,25 @@ async def test_simulation_matches_the_real_cascade_over_replay_tiers(
 def random_table(n: int = 50, models: int = 4, seed: int = 0) -> Table:
     rng = np.random.default_rng(seed)
     answered = rng.random((n, models)) > 0.05
+    keys = rng.integers(-1, 3, (n, models))
+    correct = (rng.random((n, models)) < 0.6).astype(float)
+    names = ("choice:A", "choice:B", "choice:C")
+    names_m = tuple(f"m{j}" for j in range(models))
+    rows = [
+        [names[k] if k >= 0 and a else None for k, a in zip(r, ar, strict=True)]
+        for r, ar in zip(keys, answered, strict=True)
+    ]
+    confusion = ConfusionModel.fit(names_m, rows, correct)
+    obs = np.where(answered, confusion.codes(keys, names), -2)
     return Table(
         models=tuple(f"m{j}" for j in range(models)),
-        correct=(rng.random((n, models)) < 0.6).astype(float),
+        correct=correct,
         cost=rng.random((n, models)) * np.array([1, 3, 10, 30])[:models] * 1e-4 * answered,
         answered=answered,
         score=rng.random((n, models)),
-        keys=rng.integers(-1, 3, (n, models)),
+        keys=keys,
         route=np.where(rng.random((n, models)) < 0.1, np.nan, rng.random((n, models))),
+        reliability=(Reliability(np.arange(n), confusion, obs),),
     )
 
 
@@ -119,7 +167,8 @@ def test_vectorised_search_scores_every_candidate_as_the_simulation_does() -> No
     table = random_table()
     candidates, accuracy, cost = candidates_scores(table)
     assert len(candidates) > 1000
-    for i in range(0, len(candidates), 7):
+    assert sum(c.judge == "reliability" for c in candidates) > 100
+    for i in [*range(0, len(candidates), 7), *range(len(candidates) - 300, len(candidates))]:
         outcome = simulate(table, candidates[i])
         assert outcome.accuracy == pytest.approx(accuracy[i], abs=1e-12), candidates[i]
         assert outcome.cost_per_query == pytest.approx(cost[i], abs=1e-15), candidates[i]
@@ -187,3 +236,17 @@ def test_knn_router_with_no_cost_weight_picks_the_neighbours_best_model() -> Non
         vectors, np.arange(4), np.array([4, 5]), correct, cost, answered, k=2, lambdas=[0.0, 9.0]
     )
     assert list(right) == [1.0, 1.0] and list(spent) == [1.0, 2.0]
+
+
+def test_a_budget_between_two_configs_is_spent_on_a_random_share_to_the_last_tier() -> None:
+    from ecocascade.tuning.tuner import select_mixed
+
+    table = random_table(n=400, seed=5)
+    candidates, accuracy, cost = candidates_scores(table)
+    for budget in np.quantile(cost, [0.2, 0.5]):
+        chosen, acc, spent = select_mixed(table, candidates, accuracy, cost, float(budget))
+        assert spent <= budget + 1e-12
+        assert acc >= accuracy[cost <= budget].max() - 1e-12  # never worse than no mixing
+        if chosen.escalate_share:
+            outcome = simulate(table, chosen)  # the hash split is close to its expectation
+            assert outcome.cost_per_query == pytest.approx(spent, rel=0.25)
