@@ -64,7 +64,7 @@ async def bench_local(slots: list[int], requests: int, tokens: int, threads: int
         shutdown()
         params = {"n_parallel": n_parallel, "n_threads": threads, "max_tokens": tokens,
                   "ignore_eos": True, "cache_prompt": False}  # fmt: skip
-        client = TierClient(Tier("local/smollm2-135m", params=params))
+        client = TierClient(Tier("local/smollm2-135m", params=params, timeout_s=600))
         await client.complete([{"role": "user", "content": "Warm up."}])
         for concurrency in CONCURRENCY:
 

@@ -55,6 +55,7 @@ class TierClient:
     def __init__(self, tier: Tier) -> None:
         self.tier = tier
         self._api_key = self._resolve_key(tier)
+        self._compressor: Any = None  # built on first use when the tier compresses
 
     @staticmethod
     def _resolve_key(tier: Tier) -> str | None:
@@ -98,6 +99,8 @@ class TierClient:
         """
         from ecocascade.models.tape import active_tape
 
+        if self.tier.compress is not None and "tools" not in params:
+            messages = await self._compress(messages)
         tape = active_tape()
         if tape is None or "tools" in params:
             return await self._complete_live(messages, params)
@@ -111,6 +114,16 @@ class TierClient:
             raise
         tape.record(key, completion)
         return completion
+
+    async def _compress(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """The tier's prompt compression (demonstrations, earlier turns, long context)."""
+        if self._compressor is None:
+            from ecocascade.compress.lingua import Compressor
+
+            assert self.tier.compress is not None
+            self._compressor = Compressor(self.tier.compress)
+        compressed, _ = await self._compressor.compress(messages)
+        return list(compressed)
 
     async def _complete_live(
         self, messages: Sequence[Message], params: dict[str, Any]

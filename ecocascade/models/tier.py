@@ -6,9 +6,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecocascade.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ecocascade.compress.lingua import CompressionSettings
 
 __all__ = ["Price", "RetryPolicy", "Tier"]
 
@@ -69,6 +72,7 @@ class Tier:
     ``price`` overrides LiteLLM's price table; without either the cost is unknown (``None``).
     ``local/<name>`` tiers run a GGUF model on this machine (see ``ecocascade models list``);
     their price defaults to $0 and can be overridden to model electricity or GPU cost.
+    ``compress`` shortens this tier's prompts first (:mod:`ecocascade.compress`; off by default).
     """
 
     model: str
@@ -79,6 +83,7 @@ class Tier:
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str | None = None
+    compress: CompressionSettings | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():

@@ -73,11 +73,13 @@ def _default_threads() -> int:
 def _default_parallel() -> int:
     """Request slots served together by llama.cpp's continuous batching.
 
-    A small model on a CPU is bound by memory bandwidth, not arithmetic, so decoding several
-    sequences per pass costs little more than one (evals/cost_levers.md). Two slots per core,
-    2 to 8; ``$ECOCASCADE_LOCAL_PARALLEL`` overrides.
+    One slot per core, 2 to 8: with one slot a second request waits for the whole first
+    answer; with several, llama.cpp decodes them in one batch per step, which on a machine whose
+    cores are not busy elsewhere costs little more than one sequence (a small model is bound by
+    memory bandwidth). ``$ECOCASCADE_LOCAL_PARALLEL`` overrides; see evals/cost_levers.md for
+    what it bought on our shared 2-core machine (nothing).
     """
-    return _env_count("ECOCASCADE_LOCAL_PARALLEL") or max(2, min(2 * _cores(), 8))
+    return _env_count("ECOCASCADE_LOCAL_PARALLEL") or max(2, min(_cores(), 8))
 
 
 @dataclass(frozen=True, slots=True)
