@@ -17,33 +17,18 @@ import hashlib
 import math
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
+from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
 from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 from ecocascade.exceptions import ConfigError
-from ecocascade.store.records import normalise_query
+from ecocascade.text import normalise_query
 from ecocascade.types import Embedder
 
-__all__ = ["CacheHit", "ResponseCache", "open_backend"]
+__all__ = ["ResponseCache", "open_backend"]
 
 DAY = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A cached accepted answer served instead of running the ladder."""
-
-    kind: Literal["exact", "semantic"]
-    key: str
-    answer: str
-    model: str | None
-    tier: int | None
-    cached_query: str
-    similarity: float
-    age_s: float
 
 
 def open_backend(location: str | Path) -> CacheBackend:

@@ -9,10 +9,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ecocascade.config.schema import CascadeConfig, JudgeSpec
-from ecocascade.exceptions import ConfigError
+from ecocascade.exceptions import ConfigError, format_validation_error
 
 __all__ = [
-    "format_validation_error",
     "load_config",
     "parse_config",
     "parse_judge_spec",
@@ -91,18 +90,3 @@ def _validate(schema: type[BaseModel] | TypeAdapter[Any], data: Any, source: str
         return schema.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error), where=source) from None
-
-
-def format_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``tiers.0.price.input_per_mtok: Input should be ... (got 'abc')``."""
-    lines = []
-    for item in error.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        got = item.get("input")
-        quiet = item["type"] in {"missing", "extra_forbidden"} or isinstance(got, dict | list)
-        shown = "" if quiet else f" (got {got!r})"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling)"
-        lines.append(f"{loc}: {message}{shown}")
-    return "; ".join(lines)

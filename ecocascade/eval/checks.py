@@ -121,7 +121,8 @@ def _contains(answer: str, check: ContainsCheck) -> bool:
 
 
 async def _passes_tests(answer: str, check: TestsCheck) -> bool:
-    from ecocascade.sandbox import extract_python_code, run_python
+    from ecocascade.sandbox import run_python
+    from ecocascade.text import extract_python_code
 
     code = extract_python_code(answer)
     if code is None:

@@ -11,7 +11,6 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,7 +20,7 @@ from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderE
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Message, Usage
+from ecocascade.types import Completion, Message, Usage
 
 __all__ = ["Completion", "TierClient"]
 
@@ -32,21 +31,6 @@ log = structlog.get_logger(__name__)
 _NO_KEY = "no-key"
 # Extra seconds our own watchdog allows beyond the tier's timeout before giving up on LiteLLM.
 _WATCHDOG_GRACE_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One successful model call (after any retries)."""
-
-    text: str
-    model: str
-    usage: Usage
-    cost_usd: float | None
-    latency_s: float
-    retries: int = 0
-    finish_reason: str | None = None
-    tool_calls: Sequence[Any] = ()
-    raw: Any = field(default=None, repr=False, compare=False)
 
 
 class TierClient:

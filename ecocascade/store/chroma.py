@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ecocascade.exceptions import ConfigError, SolutionStoreError
-from ecocascade.store.records import SolutionRecord, mask_secrets
+from ecocascade.exceptions import ConfigError, SolutionStoreError, format_validation_error
+from ecocascade.store.records import SolutionRecord
+from ecocascade.text import mask_secrets
 from ecocascade.types import Demonstration, Embedder
 
 __all__ = ["DEFAULT_LOCATION", "SolutionStore"]
@@ -492,8 +493,6 @@ def _from_chroma(rid: str, document: str, metadata: dict[str, Any] | None) -> So
 
 def _read_jsonl(path: Path) -> Iterable[SolutionRecord]:
     from pydantic import ValidationError
-
-    from ecocascade.config.loader import format_validation_error
 
     try:
         lines = path.read_text(encoding="utf-8").splitlines()

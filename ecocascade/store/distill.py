@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ecocascade.exceptions import ConfigError
-from ecocascade.store.records import SolutionRecord, mask_secrets
+from ecocascade.store.records import SolutionRecord
+from ecocascade.text import mask_secrets
 
 __all__ = ["ExportFilter", "chat_examples", "parse_when", "write_chat_jsonl"]
 
