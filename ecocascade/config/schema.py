@@ -41,6 +41,7 @@ class _Strict(BaseModel):
 class PriceSpec(_Strict):
     input_per_mtok: NonNegativeFloat
     output_per_mtok: NonNegativeFloat
+    cached_input_per_mtok: NonNegativeFloat | None = None
 
 
 class RetrySpec(_Strict):

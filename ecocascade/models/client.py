@@ -308,6 +308,7 @@ class TierClient:
         usage = Usage(
             input_tokens=int(getattr(usage_obj, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage_obj, "completion_tokens", 0) or 0),
+            cached_input_tokens=_cached_tokens(usage_obj),
         )
         return Completion(
             text=text,
@@ -333,6 +334,23 @@ def _delta_text(chunk: Any) -> str:
     return getattr(delta, "content", None) or ""
 
 
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens the provider served from its cache: OpenAI's (and LiteLLM's normalised)
+    ``prompt_tokens_details.cached_tokens``, else Anthropic's ``cache_read_input_tokens``."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (
+        details.get("cached_tokens")
+        if isinstance(details, dict)
+        else getattr(details, "cached_tokens", None)
+    )
+    if not cached:
+        cached = getattr(usage, "cache_read_input_tokens", None)
+    try:
+        return max(0, int(cached or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
     """The tier's price times the tokens; a ``replay/`` tier's provider reports the recorded cost
     instead (see :mod:`ecocascade.replay`)."""
@@ -343,7 +361,7 @@ def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
         recorded = hidden.get(replay.RECORDED_COST_KEY)
         if recorded is not None:
             return float(recorded)
-    return call_cost(tier, usage.input_tokens, usage.output_tokens)
+    return call_cost(tier, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
 
 
 @functools.cache
