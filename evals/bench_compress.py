@@ -59,8 +59,8 @@ def main() -> None:
     print(
         f"{args.scenario} {args.strategy} limit={args.limit} compress={settings} on {list(chosen)}"
     )
-    keys = ("tasks", "success_rate", "input_tokens", "output_tokens", "total_cost_usd",
-            "escalation_rate", "latency_p50_s")  # fmt: skip
+    keys = ("tasks", "success_rate", "input_tokens", "cached_input_tokens", "output_tokens",
+            "total_cost_usd", "escalation_rate", "latency_p50_s")  # fmt: skip
     for key in keys:
         print(f"  {key:<16} {rows['before'].get(key)!s:>12} -> {rows['after'].get(key)!s:>12}")
 

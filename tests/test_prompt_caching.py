@@ -62,3 +62,21 @@ def test_litellms_cached_input_price_is_used_and_a_config_can_set_its_own() -> N
     assert spec.to_tier().price == Price(1, 2, 0.25)
     with pytest.raises(ConfigError, match="cached_input_per_mtok"):
         Price(1, 2, -1)
+
+
+def test_stable_demo_order_gives_the_same_prompt_prefix_whatever_the_similarities() -> None:
+    from ecocascade.controller.solvers import ChatSolver
+    from ecocascade.types import Demonstration, Task
+
+    a = Demonstration("id-a", "Capital of Spain?", "Madrid", 0.9)
+    b = Demonstration("id-b", "Capital of Italy?", "Rome", 0.8)
+    first = Task("Capital of France?", "Be brief.", (a, b))
+    second = Task("Which city is France's capital?", "Be brief.", (b, a))  # other similarities
+
+    stable, by_similarity = ChatSolver(demo_order="stable"), ChatSolver()
+
+    assert stable.messages(first)[:-1] == stable.messages(second)[:-1]
+    assert stable.messages(first)[0] == {"role": "system", "content": "Be brief."}
+    assert by_similarity.messages(first)[:-1] != by_similarity.messages(second)[:-1]
+    with pytest.raises(ConfigError, match="demo_order"):
+        ChatSolver(demo_order="random")  # type: ignore[arg-type]

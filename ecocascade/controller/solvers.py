@@ -21,6 +21,13 @@ class ChatSolver:
     next to the query: the few-shot form chat models follow best (on the local SmolLM2-135M it
     turned rambling replies into one-line answers). ``"inline"`` puts them in the user message
     with ``demo_template``, as EcoAssistant did.
+
+    The prompt is laid out stable part first — system prompt, demonstrations, then the query — so
+    a provider's prompt cache (OpenAI, Anthropic, DeepSeek, llama.cpp) can reuse the common
+    prefix; cached input tokens show up in ``Usage.cached_input_tokens`` at their lower price.
+    ``demo_order="stable"`` orders demonstrations by record id instead of similarity, so the
+    same retrieved set always gives byte-identical prompts (at the cost of the best match no
+    longer sitting next to the query; with ``k=1`` the two are the same).
     """
 
     def __init__(
@@ -28,24 +35,33 @@ class ChatSolver:
         demo_template: DemoTemplate = DEFAULT_DEMO_TEMPLATE,
         *,
         demo_style: Literal["turns", "inline"] = "turns",
+        demo_order: Literal["similarity", "stable"] = "similarity",
     ) -> None:
         if demo_style not in ("turns", "inline"):
             raise ConfigError(
                 f"expected 'turns' or 'inline', got {demo_style!r}", where="demo_style"
             )
+        if demo_order not in ("similarity", "stable"):
+            raise ConfigError(
+                f"expected 'similarity' or 'stable', got {demo_order!r}", where="demo_order"
+            )
         self.demo_template = demo_template
         self.demo_style = demo_style
+        self.demo_order = demo_order
 
     def messages(self, task: Task) -> list[Message]:
         """The prompt ``solve`` sends (also used to estimate cost against a budget)."""
         messages: list[Message] = []
         if task.system_prompt:
             messages.append({"role": "system", "content": task.system_prompt})
+        demos = list(task.demonstrations)
+        if self.demo_order == "stable":
+            demos.sort(key=lambda d: d.id, reverse=True)  # reversed below: ascending ids
         if self.demo_style == "inline":
-            content = self.demo_template.render(task.query, task.demonstrations)
+            content = self.demo_template.render(task.query, demos)
             messages.append({"role": "user", "content": content})
             return messages
-        for demo in reversed(task.demonstrations):  # best match last, nearest the query
+        for demo in reversed(demos):  # best match last, nearest the query
             messages.append({"role": "user", "content": demo.query})
             messages.append({"role": "assistant", "content": demo.solution})
         messages.append({"role": "user", "content": task.query})
