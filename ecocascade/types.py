@@ -24,9 +24,11 @@ __all__ = [
     "Solution",
     "Solver",
     "Task",
+    "ToolCallDelta",
     "Usage",
     "Verdict",
     "add_costs",
+    "message_text",
 ]
 
 Message = Mapping[str, Any]
@@ -190,11 +192,17 @@ class JudgeContext:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """What a solver is asked to do on one tier: the query, plus demonstrations to imitate."""
+    """What a solver is asked to do on one tier: the query, plus demonstrations to imitate.
+
+    ``request`` is the whole chat request (history, tools, response format, params) when the
+    cascade resolves one; ``query`` is then its last user message and ``system_prompt`` its
+    system prompt. A solver that only knows plain questions may ignore it.
+    """
 
     query: str
     system_prompt: str | None = None
     demonstrations: Sequence[Demonstration] = ()
+    request: ChatRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +215,23 @@ class Solution:
     model_calls: int = 1
     retries: int = 0
     transcript: Sequence[Message] = ()
+    message: Message | None = None
+    """The final assistant message in OpenAI shape (``content`` and/or ``tool_calls``); ``None``
+    from a solver that only produces text (the cascade then uses ``answer`` as the content)."""
+    model: str | None = None
+    """The model the provider says answered (may differ from the tier's label), if known."""
+    finish_reason: str | None = None
 
 
 @runtime_checkable
 class Judge(Protocol):
     """Decides whether an answer resolves the query: the cascade's success criterion.
+
+    The cascade passes ``context`` (which tier answered, the request, earlier attempts, the full
+    solution). A judge written for the older ``judge(query, answer)`` signature still works: the
+    cascade calls it without ``context`` and it may read
+    :func:`~ecocascade.judging.current_attempt`. A judge called with ``context=None`` (by
+    another judge, or outside a cascade) falls back to ``current_attempt()``.
 
     Raise :class:`~ecocascade.exceptions.JudgeError` when no verdict can be reached; the cascade
     then treats the answer as not accepted (an unverified answer is never passed off as a success).
@@ -220,7 +240,20 @@ class Judge(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def judge(self, query: str, answer: str) -> Verdict: ...
+    async def judge(
+        self, query: str, answer: str, context: JudgeContext | None = None
+    ) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call as a model streams it: ``index`` says which call; ``id`` and
+    ``name`` come with its first piece, ``arguments`` is the next piece of the JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
 @runtime_checkable

@@ -310,7 +310,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
                     break
                 if isinstance(item, str):
                     yield item
-                else:
+                elif isinstance(item, Completion):
                     final = item
         assert final is not None  # TierClient.stream always ends with a Completion
         yield self._account(final)

@@ -20,7 +20,7 @@ from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderE
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Completion, Message, Usage
+from ecocascade.types import Completion, Message, ToolCallDelta, Usage
 
 __all__ = ["Completion", "TierClient"]
 
@@ -165,8 +165,9 @@ class TierClient:
 
     async def stream(
         self, messages: Sequence[Message], **params: Any
-    ) -> AsyncGenerator[str | Completion, None]:
-        """One streamed chat completion: text deltas as they arrive, then the whole Completion.
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """One streamed chat completion: text deltas (``str``) and tool-call pieces
+        (:class:`~ecocascade.types.ToolCallDelta`) as they arrive, then the whole Completion.
 
         Transient errors are retried per the tier's policy only until the first delta has been
         yielded; after that a failure raises (the caller has already shown the text). Tool calls,
@@ -183,11 +184,11 @@ class TierClient:
                 # Closed at once when our caller stops reading, so the connection is released.
                 async with contextlib.aclosing(self._stream_once(messages, params)) as attempt:
                     async for item in attempt:
-                        if isinstance(item, str):
+                        if isinstance(item, Completion):
+                            final = item
+                        else:
                             emitted = True
                             yield item
-                        else:
-                            final = item
             except ProviderError as error:
                 delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
                 if emitted or not error.transient or delay is None:
@@ -211,7 +212,7 @@ class TierClient:
 
     async def _stream_once(
         self, messages: Sequence[Message], params: dict[str, Any]
-    ) -> AsyncGenerator[str | Completion, None]:
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
         litellm = import_litellm()
         kwargs, owned_client = await self._request(messages, params, own_client=True)
         kwargs.update(stream=True, stream_options={"include_usage": True})
@@ -231,6 +232,8 @@ class TierClient:
                 text = _delta_text(chunk)
                 if text:
                     yield text
+                for piece in _tool_call_deltas(chunk):
+                    yield piece
         except Exception as exc:
             mapped = map_provider_error(exc, model=self.tier.label)
             if mapped is None:
@@ -349,6 +352,26 @@ def _cached_tokens(usage: Any) -> int:
         return max(0, int(cached or 0))
     except (TypeError, ValueError):
         return 0
+
+
+def _tool_call_deltas(chunk: Any) -> list[ToolCallDelta]:
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return []
+    calls = getattr(getattr(choices[0], "delta", None), "tool_calls", None) or ()
+    pieces = []
+    for position, call in enumerate(calls):
+        function = getattr(call, "function", None)
+        index = getattr(call, "index", None)
+        pieces.append(
+            ToolCallDelta(
+                index=int(index) if index is not None else position,
+                id=getattr(call, "id", None) or None,
+                name=getattr(function, "name", None) or None,
+                arguments=getattr(function, "arguments", None) or "",
+            )
+        )
+    return pieces
 
 
 def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
