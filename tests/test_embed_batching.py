@@ -94,3 +94,18 @@ def test_the_default_sentence_transformers_embedder_is_micro_batched_unless_told
     assert isinstance(plain, BatchingEmbedder) and plain.window_s == 0
     with pytest.raises(ConfigError, match=r"\+nobatch"):
         embedder_from_spec("sentence-transformers+turbo")
+
+
+async def test_a_query_is_encoded_once_across_two_instances_of_the_same_model() -> None:
+    """The cache and the solution store each build their own default embedder; one request's
+    query (cache lookup, demonstration search, record, cache put) still costs one encoder pass."""
+    first, second = default_embedder(), default_embedder()  # the cache's, the store's
+    query = "which tram goes to the castle, and how often does it run on sundays?"
+
+    (a,) = await first.embed([query])
+    (b,) = await second.embed([query])
+    (c,) = await first.embed([query])
+
+    assert a == b == c
+    encoders = [first.inner, second.inner]
+    assert [e.encoded for e in encoders] == [1, 0]  # type: ignore[attr-defined]

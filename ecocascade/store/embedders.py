@@ -37,6 +37,8 @@ QUERY_TAIL_CHARS = 1000
 
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
+_recent_by_model: dict[str, OrderedDict[str, list[float]]] = {}  # model@device -> text -> vector
+_recent_lock = threading.Lock()
 
 
 def _default_model_path() -> str:
@@ -70,11 +72,17 @@ class SentenceTransformerEmbedder:
         self._model_ref = str(model) if model is not None else None
         self.device = device
         self.batch_size = batch_size
-        # A cascade embeds each query twice (retrieve, then record the accepted answer):
-        # a small LRU makes the second one free.
+        # One request embeds its query up to four times — cache lookup, demonstration search,
+        # record, cache put — often through two instances (the cache's and the store's). An LRU
+        # shared by every instance of the same model makes all but the first free.
         self.cache_size = cache_size
-        self._recent: OrderedDict[str, list[float]] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self.encoded = 0  # texts this instance sent to the model (the rest came from the LRU)
+
+    @property
+    def _recent(self) -> OrderedDict[str, list[float]]:
+        key = f"{self._model_ref or DEFAULT_MODEL}@{self.device}"
+        with _models_lock:
+            return _recent_by_model.setdefault(key, OrderedDict())
 
     @property
     def name(self) -> str:
@@ -98,10 +106,11 @@ class SentenceTransformerEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._recent_lock:
-            known = {t: self._recent[t] for t in texts if t in self._recent}
+        recent = self._recent
+        with _recent_lock:
+            known = {t: recent[t] for t in texts if t in recent}
             for text in known:
-                self._recent.move_to_end(text)
+                recent.move_to_end(text)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             vectors = self._model().encode(
@@ -111,13 +120,14 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+            self.encoded += len(missing)
             fresh = {t: [float(x) for x in row] for t, row in zip(missing, vectors, strict=True)}
             known.update(fresh)
             if self.cache_size:
-                with self._recent_lock:
-                    self._recent.update(fresh)
-                    while len(self._recent) > self.cache_size:
-                        self._recent.popitem(last=False)
+                with _recent_lock:
+                    recent.update(fresh)
+                    while len(recent) > self.cache_size:
+                        recent.popitem(last=False)
         return [known[t] for t in texts]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
