@@ -12,6 +12,10 @@ latency.
 ``embed``: the default sentence-transformers embedder, with and without the micro-batcher
 (:class:`~ecocascade.store.embedders.BatchingEmbedder`): ``--requests`` one-query ``embed``
 calls at concurrency 1/8/32, distinct texts (the embedder's LRU never hits).
+
+``embed-cpu``: the encoder's own cost, free of how much CPU the machine's other users leave us —
+CPU seconds (``time.process_time``, one torch thread) for 32 texts encoded one by one vs as one
+batch, twice.
 """
 
 from __future__ import annotations
@@ -99,6 +103,26 @@ async def bench_embed(requests: int) -> None:
             print(f"  {label}: {stats()}")
 
 
+def bench_embed_cpu() -> None:
+    import torch
+
+    from ecocascade.store.embedders import SentenceTransformerEmbedder
+
+    torch.set_num_threads(1)
+    encoder = SentenceTransformerEmbedder(cache_size=0)
+    encoder.embed_sync(["warm up"])
+    for rep in range(2):
+        texts = [f"query {rep}-{i}: what is the weather in town {i} tomorrow?" for i in range(32)]
+        c0 = time.process_time()
+        for text in texts:
+            encoder.embed_sync([text])
+        c1 = time.process_time()
+        encoder.embed_sync([t + " (batched)" for t in texts])
+        c2 = time.process_time()
+        print(f"32 texts: one by one {c1 - c0:.3f} CPU s, one batch {c2 - c1:.3f} CPU s"
+              f" ({(c1 - c0) / (c2 - c1):.1f}x less work batched)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
@@ -109,9 +133,12 @@ def main() -> None:
     local.add_argument("--threads", type=int, default=2)
     embed = sub.add_parser("embed")
     embed.add_argument("--requests", type=int, default=256)
+    sub.add_parser("embed-cpu")
     args = parser.parse_args()
     if args.what == "local":
         asyncio.run(bench_local(args.slots, args.requests, args.tokens, args.threads))
+    elif args.what == "embed-cpu":
+        bench_embed_cpu()
     else:
         asyncio.run(bench_embed(args.requests))
     print("(timings on shared cores: see evals/cost_levers.md for the noise)", flush=True)
