@@ -6,14 +6,16 @@ Pluggable parts are Protocols with one async method, so anything with the right 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ecocascade.models.client import TierClient
+    from ecocascade.models.tier import Tier
+    from ecocascade.store.records import SolutionRecord
 
 __all__ = [
+    "ChatModel",
     "ChatRequest",
     "Completion",
     "Demonstration",
@@ -22,6 +24,7 @@ __all__ = [
     "JudgeContext",
     "Message",
     "Solution",
+    "SolutionStoreProtocol",
     "Solver",
     "Task",
     "ToolCallDelta",
@@ -257,6 +260,37 @@ class ToolCallDelta:
 
 
 @runtime_checkable
+class ChatModel(Protocol):
+    """One tier's model: what a solver calls. :class:`~ecocascade.models.client.TierClient` is
+    the LiteLLM one; :mod:`ecocascade.testing` has in-process ones (``ScriptedModel``,
+    ``FunctionModel``).
+
+    ``tier`` describes it (label, params, price: what the cascade's fingerprint and routers
+    read). ``complete`` makes one call (raising a
+    :class:`~ecocascade.exceptions.ProviderError` when it fails for good); ``stream`` yields text
+    (``str``) and :class:`ToolCallDelta` pieces, then the whole :class:`Completion`;
+    ``estimate_cost`` prices a call before it is made (``None``: unknown price).
+    """
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def max_output_tokens(self) -> int | None: ...
+
+    def estimate_cost(self, messages: Sequence[Message], output_tokens: int) -> float | None: ...
+
+    async def complete(self, messages: Sequence[Message], **params: Any) -> Completion: ...
+
+    def stream(
+        self, messages: Sequence[Message], **params: Any
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]: ...
+
+
+@runtime_checkable
 class Solver(Protocol):
     """Produces an answer for a task using one tier's model.
 
@@ -264,7 +298,23 @@ class Solver(Protocol):
     agent solvers may call the model many times, summing usage and cost into the Solution.
     """
 
-    async def solve(self, task: Task, model: TierClient) -> Solution: ...
+    async def solve(self, task: Task, model: ChatModel) -> Solution: ...
+
+
+@runtime_checkable
+class SolutionStoreProtocol(Protocol):
+    """Where verified solutions are kept and found again as demonstrations:
+    :class:`~ecocascade.store.chroma.SolutionStore` (Chroma), or anything of this shape."""
+
+    async def search(
+        self, query: str, *, namespace: str = "default", k: int = 1, threshold: float = 0.0
+    ) -> list[Demonstration]: ...
+
+    async def record(self, record: SolutionRecord) -> SolutionRecord | None: ...
+
+    async def mark_used(
+        self, ids: Sequence[str], *, namespace: str = "default", succeeded: bool
+    ) -> None: ...
 
 
 @runtime_checkable

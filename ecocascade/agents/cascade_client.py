@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import structlog
-from autogen_core import CancellationToken, FunctionCall
+from autogen_core import CancellationToken
 from autogen_core.models import (
     ChatCompletionClient,
     CreateResult,
@@ -43,14 +43,14 @@ from autogen_core.models import (
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel
 
-from ecocascade.agents.client import (
-    _FINISH_REASONS,
-    _NO_ARGS,
-    _RESERVED_ARGS,
-    LiteLLMChatCompletionClient,
+from ecocascade.agents.client import LiteLLMChatCompletionClient
+from ecocascade.agents.messages import (
+    NO_ARGS,
+    RESERVED_ARGS,
     ToolChoice,
-    _add,
-    _tool_choice,
+    add_usage,
+    create_result,
+    openai_tool_choice,
     to_openai_messages,
     to_openai_tools,
 )
@@ -241,7 +241,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         """The first accepted reply, cheapest tier first; raises CascadeFailedError if none."""
@@ -263,7 +263,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Chunks then the result: live from the last tier, one chunk from an earlier one."""
@@ -299,10 +299,10 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
     ) -> ChatRequest:
         """The :class:`ChatRequest` one AutoGen call becomes."""
-        reserved = _RESERVED_ARGS & set(extra_create_args)
+        reserved = RESERVED_ARGS & set(extra_create_args)
         if reserved:
             raise ConfigError(
                 f"{sorted(reserved)} are set by the client, not through extra_create_args",
@@ -316,7 +316,7 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         return ChatRequest(
             messages=tuple(to_openai_messages(messages)),
             tools=tuple(to_openai_tools(tools)),
-            tool_choice=_tool_choice(tool_choice, tools) if tools else None,
+            tool_choice=openai_tool_choice(tool_choice, tools) if tools else None,
             response_format=response_format,
             params=dict(extra_create_args),
         )
@@ -331,20 +331,17 @@ class CascadeChatCompletionClient(ChatCompletionClient):
             if attempt.answer is not None:  # the model answered (judged, whatever the verdict)
                 self.calls += 1
                 usage = RequestUsage(attempt.usage.input_tokens, attempt.usage.output_tokens)
-                self._actual_usage = _add(self._actual_usage, usage)
-                self._total_usage = _add(self._total_usage, usage)
+                self._actual_usage = add_usage(self._actual_usage, usage)
+                self._total_usage = add_usage(self._total_usage, usage)
         if not result.success:
             raise CascadeFailedError(result)
         message = result.message or {}
         tokens = result.answer_usage
         usage = RequestUsage(tokens.input_tokens, tokens.output_tokens)
-        finish_reason = None
         if result.cache is not None:
             self.cache_hits += 1
-            self._total_usage = _add(self._total_usage, usage)
-        elif result.accepted_attempt is not None:
-            finish_reason = "stop"
-        return create_result(message, finish_reason, usage, cached=result.cache is not None)
+            self._total_usage = add_usage(self._total_usage, usage)
+        return create_result(message, "stop", usage, cached=result.cache is not None)
 
     def _unsupported(self, tier: Tier, request: ChatRequest) -> str | None:
         client = self._by_tier.get(id(tier))
@@ -395,42 +392,6 @@ class CascadeChatCompletionClient(ChatCompletionClient):
     async def close(self) -> None:
         for client in self.clients:
             await client.close()
-
-
-def create_result(
-    message: Mapping[str, Any],
-    finish_reason: str | None,
-    usage: RequestUsage,
-    *,
-    cached: bool = False,
-) -> CreateResult:
-    """An OpenAI assistant message → AutoGen's ``CreateResult`` (tool calls become
-    FunctionCalls, any text beside them the ``thought``)."""
-    calls = message.get("tool_calls") or ()
-    text = message.get("content") if isinstance(message.get("content"), str) else None
-    reasoning = message.get("reasoning_content") or None
-    if calls:
-        return CreateResult(
-            finish_reason="function_calls",
-            content=[
-                FunctionCall(
-                    id=str(c.get("id") or ""),
-                    name=str(c["function"]["name"]),
-                    arguments=str(c["function"]["arguments"]),
-                )
-                for c in calls
-            ],
-            usage=usage,
-            cached=cached,
-            thought="\n".join(t for t in (reasoning, text) if t) or None,
-        )
-    return CreateResult(
-        finish_reason=_FINISH_REASONS.get(finish_reason or "stop", "unknown"),
-        content=text or "",
-        usage=usage,
-        cached=cached,
-        thought=reasoning,
-    )
 
 
 def last_user_text(messages: Sequence[LLMMessage]) -> str:

@@ -79,6 +79,11 @@ class ResponseCache:
         self._embedder = embedder
 
     @property
+    def location(self) -> str:
+        """Where the entries live (a SQLite path or a Redis URL)."""
+        return self.backend.location
+
+    @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             from ecocascade.store.embedders import default_embedder

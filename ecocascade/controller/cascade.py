@@ -1,17 +1,22 @@
 """The hierarchy controller: cheapest tier first, judge, escalate on rejection or failure.
 
-This is where escalation happens. For each query the cascade walks the ladder:
+This is where escalation happens — the one ladder walk, used by :meth:`Cascade.run` (a question),
+:meth:`Cascade.resolve` / :meth:`Cascade.stream` (a chat request: messages, tools, response
+format, params), the AutoGen model client and the HTTP gateway. For each request:
 
-0. (response cache) a cached accepted answer for this query ends the run at cost 0;
-   (solution store) retrieve up to k verified solutions of similar queries: they go into every
-   tier's prompt as demonstrations;
+0. (response cache) a cached accepted answer for this exact request (or, for a first turn, a
+   semantically equal one) ends the run at cost 0;
+   (solution store) retrieve up to k verified solutions of queries similar to the last user
+   message: they go into every tier's prompt as demonstrations;
+   (router) start at the tier the router picks, never below ``min_tier``;
 1. (budget) estimate the next attempt; stop if spent + estimate would exceed the budget;
 2. the solver answers on this tier — a provider error that survives the tier's retries, a context
    window overflow or a crashing solver is recorded as an ``error`` attempt, never raised;
-3. the judge decides; a judge that cannot decide counts as not accepted;
+3. the judge decides, told which attempt it judges (:class:`~ecocascade.types.JudgeContext`);
+   a judge that cannot decide counts as not accepted;
 4. accepted → done; otherwise escalate to the next tier;
 5. (solution store) record the accepted answer, so the next similar query can start cheap;
-   (response cache) cache it, so the same query costs nothing next time.
+   (response cache) cache it, so the same request costs nothing next time.
 
 Every attempt is kept in the result, so a query is never silently lost. A solution store that
 fails is logged and skipped: it never fails a query.
@@ -41,18 +46,20 @@ from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
 from ecocascade.judging import ask_judge
-from ecocascade.models.client import TierClient
+from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
 from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
 from ecocascade.text import extract_python_code
 from ecocascade.types import (
+    ChatModel,
     ChatRequest,
     Demonstration,
     Judge,
     JudgeContext,
     Message,
     Solution,
+    SolutionStoreProtocol,
     Solver,
     Task,
     ToolCallDelta,
@@ -63,9 +70,8 @@ from ecocascade.types import (
 if TYPE_CHECKING:
     from ecocascade.cache.base import CacheHit
     from ecocascade.cache.cache import ResponseCache
-    from ecocascade.store.chroma import SolutionStore
 
-__all__ = ["Cascade"]
+__all__ = ["Cascade", "log_attempt", "short_error"]
 
 log = structlog.get_logger(__name__)
 
@@ -87,14 +93,14 @@ class Cascade:
 
     def __init__(
         self,
-        tiers: Sequence[Tier | str],
+        tiers: Sequence[Tier | str | ChatModel],
         judge: Judge,
         *,
         solver: Solver | None = None,
         system_prompt: str | None = None,
         budget_usd: float | None = None,
         budget_output_tokens: int = _DEFAULT_OUTPUT_TOKENS_FOR_BUDGET,
-        store: SolutionStore | None = None,
+        store: SolutionStoreProtocol | None = None,
         demos: DemoSettings | None = None,
         cache: ResponseCache | None = None,
         router: Router | None = None,
@@ -111,7 +117,10 @@ class Cascade:
             )
         if budget_usd is not None and (not math.isfinite(budget_usd) or budget_usd < 0):
             raise ConfigError(f"must be a finite number >= 0, got {budget_usd}", where="budget_usd")
-        self.tiers: tuple[Tier, ...] = tuple(t if isinstance(t, Tier) else Tier(t) for t in tiers)
+        given = [t if isinstance(t, Tier | ChatModel) else Tier(t) for t in tiers]
+        self.tiers: tuple[Tier, ...] = tuple(
+            t.tier if isinstance(t, ChatModel) else t for t in given
+        )
         self.judge = judge
         self.solver: Solver = solver or ChatSolver()
         self.system_prompt = system_prompt
@@ -122,7 +131,10 @@ class Cascade:
         self.cache = cache
         self.router = router
         self.skip_tier = skip_tier
-        self._clients = tuple(TierClient(tier) for tier in self.tiers)
+        self._clients: tuple[ChatModel, ...] = tuple(
+            t if isinstance(t, ChatModel) else TierClient(t) for t in given
+        )
+        self._uses_litellm = any(isinstance(c, TierClient) for c in self._clients)
 
     def __repr__(self) -> str:
         ladder = " → ".join(t.label for t in self.tiers)
@@ -162,6 +174,7 @@ class Cascade:
         ``ChatRequest.from_query(query, system_prompt=self.system_prompt)``."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
+        check_unicode(query, where="query")
         request = ChatRequest.from_query(query, system_prompt=self.system_prompt)
         return await self.resolve(
             request, record=record, use_cache=use_cache, time_sensitive=time_sensitive
@@ -303,7 +316,8 @@ class Cascade:
                 return
         # LiteLLM's import (~2.5 s, once per process) is paid here, not inside the first timed
         # attempt, and not at all when the cache answers.
-        import_litellm()
+        if self._uses_litellm:
+            import_litellm()
         demonstrations = await self._retrieve(query, bound) if query else ()
         task = Task(
             query=query,
@@ -411,13 +425,14 @@ class Cascade:
             )
         if not request.messages:
             raise ConfigError("the request has no messages", where="request.messages")
+        check_unicode(list(request.messages), where="request.messages")
         last = request.messages[-1].get("role")
         if not request.query.strip() and last != "tool":
             raise ConfigError("the request has no user message to answer", where="request.messages")
         if not isinstance(min_tier, int) or min_tier < 0:
             raise ConfigError(f"must be an integer >= 0, got {min_tier!r}", where="min_tier")
 
-    def _unsupported(self, index: int, client: TierClient, request: ChatRequest) -> Attempt | None:
+    def _unsupported(self, index: int, client: ChatModel, request: ChatRequest) -> Attempt | None:
         """An ``unsupported`` attempt for a tier that ``skip_tier`` says cannot serve this."""
         if self.skip_tier is None:
             return None
@@ -622,7 +637,7 @@ class Cascade:
         )
         return stored.id
 
-    def _over_budget(self, attempts: list[Attempt], client: TierClient, task: Task) -> str | None:
+    def _over_budget(self, attempts: list[Attempt], client: ChatModel, task: Task) -> str | None:
         """Why the next attempt would break the budget, or ``None`` if it fits."""
         assert self.budget_usd is not None
         spent = 0.0
@@ -653,7 +668,7 @@ class Cascade:
     async def _attempt(
         self,
         index: int,
-        client: TierClient,
+        client: ChatModel,
         task: Task,
         earlier: Sequence[Attempt],
         bound: Any,
@@ -671,7 +686,7 @@ class Cascade:
     async def _attempt_live(
         self,
         index: int,
-        client: TierClient,
+        client: ChatModel,
         task: Task,
         earlier: Sequence[Attempt],
         bound: Any,
@@ -703,7 +718,7 @@ class Cascade:
         yield await self._judged(index, client, task, solution, latency, earlier, bound)
 
     def _failed(
-        self, index: int, client: TierClient, error: Exception, latency: float, bound: Any
+        self, index: int, client: ChatModel, error: Exception, latency: float, bound: Any
     ) -> Attempt:
         """The ``error`` attempt of a tier whose call failed for good or whose solver crashed."""
         if isinstance(error, ProviderError):
@@ -742,7 +757,7 @@ class Cascade:
     async def _judged(
         self,
         index: int,
-        client: TierClient,
+        client: ChatModel,
         task: Task,
         solution: Solution,
         latency: float,

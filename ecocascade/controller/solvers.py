@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError
-from ecocascade.types import Completion, Demonstration, Message, Solution, Task, ToolCallDelta
-
-if TYPE_CHECKING:
-    from ecocascade.models.client import TierClient
+from ecocascade.types import (
+    ChatModel,
+    Completion,
+    Demonstration,
+    Message,
+    Solution,
+    Task,
+    ToolCallDelta,
+)
 
 __all__ = ["ChatSolver", "assistant_message", "describe_message", "solution_from_completion"]
 
@@ -115,13 +120,13 @@ class ChatSolver:
             params["response_format"] = dict(request.response_format)
         return params
 
-    async def solve(self, task: Task, model: TierClient) -> Solution:
+    async def solve(self, task: Task, model: ChatModel) -> Solution:
         messages = self.messages(task)
         completion = await model.complete(messages, **self.params(task))
         return solution_from_completion(completion, messages)
 
     async def stream(
-        self, task: Task, model: TierClient
+        self, task: Task, model: ChatModel
     ) -> AsyncIterator[str | ToolCallDelta | Solution]:
         """:meth:`solve`, streamed: text and tool-call pieces as they arrive, then the Solution."""
         messages = self.messages(task)

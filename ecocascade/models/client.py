@@ -10,7 +10,7 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -22,7 +22,7 @@ from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
 from ecocascade.types import Completion, Message, ToolCallDelta, Usage
 
-__all__ = ["Completion", "TierClient"]
+__all__ = ["Completion", "TierClient", "check_unicode"]
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +31,23 @@ log = structlog.get_logger(__name__)
 _NO_KEY = "no-key"
 # Extra seconds our own watchdog allows beyond the tier's timeout before giving up on LiteLLM.
 _WATCHDOG_GRACE_S = 5.0
+
+
+def check_unicode(value: Any, *, where: str) -> None:
+    """Raise a :class:`ConfigError` if ``value`` (text, or messages) cannot be sent as UTF-8:
+    a lone surrogate, which is what Python makes of invalid UTF-8 bytes in ``sys.argv`` or a
+    file read with ``errors="surrogateescape"``. Without this the HTTP layer fails on it, and the
+    tier retries a caller's mistake as if the provider were down."""
+    import json
+
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ConfigError(
+            f"not valid Unicode: lone surrogate {bad!r} (invalid UTF-8 bytes in the input?)",
+            where=where,
+        ) from None
 
 
 class TierClient:
@@ -83,6 +100,7 @@ class TierClient:
         """
         from ecocascade.models.tape import active_tape
 
+        check_unicode(messages, where="messages")
         if self.tier.compress is not None and "tools" not in params:
             messages = await self._compress(messages)
         tape = active_tape()
@@ -112,14 +130,41 @@ class TierClient:
     async def _complete_live(
         self, messages: Sequence[Message], params: dict[str, Any]
     ) -> Completion:
+        async def once() -> AsyncGenerator[Completion, None]:
+            yield await self._call_once(messages, params)
+
+        final: Completion | None = None
+        async with contextlib.aclosing(self._with_retries(once)) as attempts:
+            async for item in attempts:
+                assert isinstance(item, Completion)  # a plain call yields no pieces
+                final = item
+        assert final is not None
+        return final
+
+    async def _with_retries(
+        self, call: Callable[[], AsyncGenerator[str | ToolCallDelta | Completion, None]]
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """The one retry loop, for plain and streamed calls: run ``call()``, passing its pieces
+        on; on a transient error retry per the tier's policy — but only while no piece has been
+        passed on (the caller has already shown them). Ends with the Completion, its latency
+        and retries counted from the first try."""
         retries = 0
         started = time.perf_counter()
         while True:
+            emitted = False
+            final: Completion | None = None
             try:
-                completion = await self._call_once(messages, params)
+                # Closed at once when our caller stops reading, so the connection is released.
+                async with contextlib.aclosing(call()) as attempt:
+                    async for item in attempt:
+                        if isinstance(item, Completion):
+                            final = item
+                        else:
+                            emitted = True
+                            yield item
             except ProviderError as error:
                 delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
-                if not error.transient or delay is None:
+                if emitted or not error.transient or delay is None:
                     error.retries = retries
                     raise
                 retries += 1
@@ -132,18 +177,11 @@ class TierClient:
                 )
                 await asyncio.sleep(delay)
                 continue
-            latency = time.perf_counter() - started
-            return Completion(
-                text=completion.text,
-                model=self.label,
-                usage=completion.usage,
-                cost_usd=completion.cost_usd,
-                latency_s=latency,
-                retries=retries,
-                finish_reason=completion.finish_reason,
-                tool_calls=completion.tool_calls,
-                raw=completion.raw,
+            assert final is not None  # a call always ends with a Completion
+            yield dataclasses.replace(
+                final, latency_s=time.perf_counter() - started, retries=retries
             )
+            return
 
     async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
         litellm = import_litellm()
@@ -175,40 +213,12 @@ class TierClient:
         own, closed afterwards: llama.cpp closes the connection after an event stream, which would
         otherwise break the next request made on a pooled one.
         """
-        retries = 0
-        started = time.perf_counter()
-        while True:
-            emitted = False
-            final: Completion | None = None
-            try:
-                # Closed at once when our caller stops reading, so the connection is released.
-                async with contextlib.aclosing(self._stream_once(messages, params)) as attempt:
-                    async for item in attempt:
-                        if isinstance(item, Completion):
-                            final = item
-                        else:
-                            emitted = True
-                            yield item
-            except ProviderError as error:
-                delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
-                if emitted or not error.transient or delay is None:
-                    error.retries = retries
-                    raise
-                retries += 1
-                log.info(
-                    "model.retry",
-                    model=self.label,
-                    error=error.kind,
-                    retry=retries,
-                    delay_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
-                continue
-            assert final is not None  # _stream_once always ends with a Completion
-            yield dataclasses.replace(
-                final, latency_s=time.perf_counter() - started, retries=retries
-            )
-            return
+        check_unicode(messages, where="messages")
+        async with contextlib.aclosing(
+            self._with_retries(lambda: self._stream_once(messages, params))
+        ) as pieces:
+            async for item in pieces:
+                yield item
 
     async def _stream_once(
         self, messages: Sequence[Message], params: dict[str, Any]
