@@ -42,14 +42,21 @@ Message = Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Tokens spent by one or more model calls."""
+    """Tokens spent by one or more model calls.
+
+    ``cached_input_tokens`` is the part of ``input_tokens`` the provider served from its prompt
+    cache (billed at its lower cached-input price; 0 when the provider reports none).
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
-            self.input_tokens + other.input_tokens, self.output_tokens + other.output_tokens
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
         )
 
 

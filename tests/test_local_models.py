@@ -468,6 +468,29 @@ async def test_runtime_params_configure_the_server_and_stay_out_of_the_request(
     assert not [name for name in RUNTIME_PARAMS if repr(name) in sent[0]]
 
 
+async def test_each_of_n_parallel_slots_keeps_the_whole_n_ctx() -> None:
+    """llama.cpp splits its context across slots; the server is sized so none is shortchanged."""
+    params = {"n_threads": 1, "n_ctx": 512, "n_parallel": 3, "max_tokens": 2}
+    client = TierClient(Tier(SMOL, params=params))
+
+    await client.complete([{"role": "user", "content": "Hi"}])
+
+    (local,) = running_servers()
+    assert [slot["n_ctx"] for slot in slots(local)] == [512, 512, 512]
+
+
+def test_local_tiers_serve_several_requests_at_once_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("ECOCASCADE_LOCAL_PARALLEL", raising=False)
+    assert ServerOptions.from_params({}, where="x").parallel >= 2
+    monkeypatch.setenv("ECOCASCADE_LOCAL_PARALLEL", "1")
+    assert ServerOptions.from_params({}, where="x").parallel == 1
+    monkeypatch.setenv("ECOCASCADE_LOCAL_PARALLEL", "none")
+    with pytest.raises(ConfigError, match="ECOCASCADE_LOCAL_PARALLEL"):
+        ServerOptions.from_params({}, where="x")
+
+
 async def test_a_bad_runtime_param_raises_config_error_out_of_the_cascade() -> None:
     cascade = Cascade([smol(n_threads=-1, max_tokens=2)], ContainsJudge("Paris"))
 

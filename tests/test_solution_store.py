@@ -945,3 +945,20 @@ def test_a_bad_prune_duration_is_exit_2_and_names_the_flag(
     code, _, err = invoke(capsys, "solutions", "prune", "--older-than", "soon",
                           "--store", cli_store.location)  # fmt: skip
     assert code == 2 and err.startswith("error: --older-than:") and cli_store.count() == 3
+
+
+def test_solutions_export_chat_jsonl_writes_filtered_verified_pairs_as_chat_examples(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cli_store: SolutionStore
+) -> None:
+    dump = tmp_path / "train.jsonl"
+    code, _, err = invoke(capsys, "solutions", "export", str(dump), "--store", cli_store.location,
+                          "--format", "chat-jsonl", "--model", "openai/large",
+                          "--system", "Answer briefly.")  # fmt: skip
+
+    assert code == 0 and err == f"exported 1 chat examples to {dump}\n"
+    (line,) = dump.read_text().splitlines()
+    assert json.loads(line) == {"messages": [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": FRANCE},
+        {"role": "assistant", "content": "Paris"},
+    ]}  # fmt: skip

@@ -45,7 +45,8 @@ def attempts_table(result: CascadeResult) -> Table:
             str(a.tier),
             a.model,
             f"[{style}]{a.verdict}[/{style}]",
-            f"{a.usage.input_tokens}+{a.usage.output_tokens}",
+            f"{a.usage.input_tokens}+{a.usage.output_tokens}"
+            + (f" ({a.usage.cached_input_tokens} cached)" if a.usage.cached_input_tokens else ""),
             format_cost(a.total_cost_usd),
             f"{a.latency_s + a.judge_latency_s:.2f}s",
             why,

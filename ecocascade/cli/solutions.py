@@ -161,10 +161,61 @@ def export_(
     store: StoreOpt = None,
     namespace: NamespaceOpt = None,
     embedder: EmbedderOpt = "sentence-transformers",
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="jsonl: every record, for `import`; chat-jsonl: verified pairs as chat"
+            ' fine-tuning data (OpenAI / Hugging Face {"messages": [...]}), masked.',
+        ),
+    ] = "jsonl",
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="chat-jsonl: only pairs this model solved.")
+    ] = None,
+    tier: Annotated[
+        list[int] | None, typer.Option("--tier", help="chat-jsonl: only pairs solved at this tier.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="chat-jsonl: verified on/after (2026-01-31).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="chat-jsonl: verified before this date.")
+    ] = None,
+    system: Annotated[
+        str | None, typer.Option("--system", help="chat-jsonl: a system message for every example.")
+    ] = None,
 ) -> None:
-    """Write every record (one JSON object per line); `import` rebuilds the store from it."""
-    n = _open(store, embedder).export(file, namespace=namespace)
-    typer.echo(f"exported {n} records to {file}", err=True)
+    """Write every record (one JSON object per line); `import` rebuilds the store from it.
+
+    With --format chat-jsonl: distillation data to fine-tune a small model on the verified answers.
+    """
+    from ecocascade.exceptions import ConfigError
+
+    if format_ not in {"jsonl", "chat-jsonl"}:
+        raise ConfigError(f"expected jsonl or chat-jsonl, got {format_!r}", where="--format")
+    opened = _open(store, embedder)
+    if format_ == "jsonl":
+        if model or tier or since or until or system:
+            raise ConfigError(
+                "--model/--tier/--since/--until/--system need --format chat-jsonl"
+                " (a jsonl export is the whole store, for import)",
+                where="solutions export",
+            )
+        n = opened.export(file, namespace=namespace)
+        typer.echo(f"exported {n} records to {file}", err=True)
+        return
+    from ecocascade.store.distill import ExportFilter, parse_when, write_chat_jsonl
+
+    keep = ExportFilter(
+        models=frozenset(model) if model else None,
+        tiers=frozenset(tier) if tier else None,
+        namespace=namespace,
+        since=parse_when(since, where="--since") if since else None,
+        until=parse_when(until, where="--until") if until else None,
+    )
+    n = write_chat_jsonl(opened.iter_records(namespace=namespace), file, keep=keep,
+                         system_prompt=system)  # fmt: skip
+    typer.echo(f"exported {n} chat examples to {file}", err=True)
 
 
 @solutions_app.command("import")

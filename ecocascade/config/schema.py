@@ -23,6 +23,7 @@ from ecocascade.models.tier import Price, RetryPolicy, Tier
 
 if TYPE_CHECKING:
     from ecocascade.cache.cache import ResponseCache
+    from ecocascade.compress.lingua import CompressionSettings
     from ecocascade.controller.cascade import Cascade
     from ecocascade.controller.demos import DemoSettings
     from ecocascade.routing import Router
@@ -40,6 +41,7 @@ class _Strict(BaseModel):
 class PriceSpec(_Strict):
     input_per_mtok: NonNegativeFloat
     output_per_mtok: NonNegativeFloat
+    cached_input_per_mtok: NonNegativeFloat | None = None
 
 
 class RetrySpec(_Strict):
@@ -57,6 +59,7 @@ class TierSpec(_Strict):
     timeout_s: PositiveFloat = 60.0
     retry: RetrySpec = Field(default_factory=RetrySpec)
     name: str | None = None
+    compress: bool | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _buildable(self) -> Self:
@@ -77,7 +80,18 @@ class TierSpec(_Strict):
             timeout_s=self.timeout_s,
             retry=RetryPolicy(**self.retry.model_dump()),
             name=self.name,
+            compress=self._compression(),
         )
+
+    def _compression(self) -> CompressionSettings | None:
+        if not self.compress:
+            return None
+        from ecocascade.compress.lingua import CompressionSettings
+
+        try:
+            return CompressionSettings.from_config(self.compress, where="compress")
+        except TypeError as error:
+            raise ConfigError(str(error), where="compress") from None
 
 
 class LLMJudgeSpec(TierSpec):

@@ -9,7 +9,15 @@ from typing import Any, Literal
 
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError
-from ecocascade.types import ChatModel, Completion, Message, Solution, Task, ToolCallDelta
+from ecocascade.types import (
+    ChatModel,
+    Completion,
+    Demonstration,
+    Message,
+    Solution,
+    Task,
+    ToolCallDelta,
+)
 
 __all__ = ["ChatSolver", "assistant_message", "describe_message", "solution_from_completion"]
 
@@ -24,6 +32,13 @@ class ChatSolver:
     next to the query: the few-shot form chat models follow best (on the local SmolLM2-135M it
     turned rambling replies into one-line answers). ``"inline"`` puts them in the user message
     with ``demo_template``, as EcoAssistant did.
+
+    The prompt is laid out stable part first — system prompt, demonstrations, then the query — so
+    a provider's prompt cache (OpenAI, Anthropic, DeepSeek, llama.cpp) can reuse the common
+    prefix; cached input tokens show up in ``Usage.cached_input_tokens`` at their lower price.
+    ``demo_order="stable"`` orders demonstrations by record id instead of similarity, so the
+    same retrieved set always gives byte-identical prompts (at the cost of the best match no
+    longer sitting next to the query; with ``k=1`` the two are the same).
     """
 
     def __init__(
@@ -31,13 +46,19 @@ class ChatSolver:
         demo_template: DemoTemplate = DEFAULT_DEMO_TEMPLATE,
         *,
         demo_style: Literal["turns", "inline"] = "turns",
+        demo_order: Literal["similarity", "stable"] = "similarity",
     ) -> None:
         if demo_style not in ("turns", "inline"):
             raise ConfigError(
                 f"expected 'turns' or 'inline', got {demo_style!r}", where="demo_style"
             )
+        if demo_order not in ("similarity", "stable"):
+            raise ConfigError(
+                f"expected 'similarity' or 'stable', got {demo_order!r}", where="demo_order"
+            )
         self.demo_template = demo_template
         self.demo_style = demo_style
+        self.demo_order = demo_order
 
     def messages(self, task: Task) -> list[Message]:
         """The prompt ``solve`` sends (also used to estimate cost against a budget)."""
@@ -47,16 +68,23 @@ class ChatSolver:
         if task.system_prompt:
             messages.append({"role": "system", "content": task.system_prompt})
         if self.demo_style == "inline":
-            content = self.demo_template.render(task.query, task.demonstrations)
+            content = self.demo_template.render(task.query, self._demos(task))
             messages.append({"role": "user", "content": content})
             return messages
         messages.extend(self._demo_turns(task))
         messages.append({"role": "user", "content": task.query})
         return messages
 
+    def _demos(self, task: Task) -> list[Demonstration]:
+        """Most similar first (as retrieved), or by record id with ``demo_order="stable"``."""
+        demos = list(task.demonstrations)
+        if self.demo_order == "stable":
+            demos.sort(key=lambda d: d.id, reverse=True)  # turns reverse it: ascending ids
+        return demos
+
     def _demo_turns(self, task: Task) -> list[Message]:
         turns: list[Message] = []
-        for demo in reversed(task.demonstrations):  # best match last, nearest the query
+        for demo in reversed(self._demos(task)):  # best match last, nearest the query
             turns.append({"role": "user", "content": demo.query})
             turns.append({"role": "assistant", "content": demo.solution})
         return turns
@@ -72,7 +100,7 @@ class ChatSolver:
         if self.demo_style == "inline":
             last = given[-1]
             if last.get("role") == "user" and isinstance(last.get("content"), str):
-                content = self.demo_template.render(task.query, task.demonstrations)
+                content = self.demo_template.render(task.query, self._demos(task))
                 given[-1] = {**last, "content": content}
             return given
         return [*given[:lead], *self._demo_turns(task), *given[lead:]]

@@ -115,6 +115,9 @@ def strategy_metrics(
         "latency_p95_s": None if p95 is None else round(p95, 4),
         "input_tokens": sum(a["input_tokens"] for o in outcomes for a in o["attempts"]),
         "output_tokens": sum(a["output_tokens"] for o in outcomes for a in o["attempts"]),
+        "cached_input_tokens": sum(
+            a.get("cached_input_tokens", 0) for o in outcomes for a in o["attempts"]
+        ),
         "model_calls": sum(len(o["attempts"]) for o in outcomes),
     }
 

@@ -54,7 +54,7 @@ from ecocascade.gateway.schemas import (
 from ecocascade.gateway.sse import DONE, ClientDisconnected, data_frame, run_until_disconnect
 from ecocascade.gateway.sse import sse_response as _sse_response
 from ecocascade.gateway.state import FeedbackTarget, GatewayState
-from ecocascade.types import ChatRequest
+from ecocascade.types import ChatRequest, add_costs
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -122,6 +122,7 @@ class Gateway:
             for name, spec in config.models.items()
         }
         self._background: set[asyncio.Task[None]] = set()
+        self._memories: dict[str, Any] = {}  # cascade name -> ConversationMemory, built on use
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -146,7 +147,8 @@ class Gateway:
     async def close(self) -> None:
         for task in list(self._background):
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(task, 5)
+                async with asyncio.timeout(5):
+                    await task
         for cascade in (self._cascades or {}).values():
             if cascade.cache is not None:
                 with contextlib.suppress(Exception):
@@ -231,6 +233,7 @@ class Gateway:
         if not request.is_first_turn:
             min_tier = await self._sticky(conversation_key(name, request.messages[:-1]))
             min_tier = min(min_tier, len(cascade.tiers) - 1)
+        request, memory_cost = await self._compact(name, cascade, request)
         await self._admit(call, name, lambda: _estimate(cascade, request, min_tier))
         if body.stream:
             return await self._cascade_stream(name, cascade, request, min_tier, body, call)
@@ -244,6 +247,8 @@ class Gateway:
             return Response(status_code=_STATUS_CLIENT_CLOSED)
         if shared:
             answer = _as_shared(answer)
+        if memory_cost:  # the summary the cheap tier wrote for this request is part of its cost
+            answer = dataclasses.replace(answer, cost_usd=add_costs(answer.cost_usd, memory_cost))
         self._settle(call, answer.cost_usd)
         headers = _answer_headers(call.request_id, answer)
         if not answer.success or answer.message is None:
@@ -259,6 +264,21 @@ class Gateway:
         )
         self._emit(self._record(call, name, answer, "ok", 200, shared))
         return _json(completion, headers=headers)
+
+    async def _compact(
+        self, name: str, cascade: Cascade, request: ChatRequest
+    ) -> tuple[ChatRequest, float | None]:
+        """Conversation memory (opt-in per cascade): older turns summarised past the budget."""
+        spec = self.config.memory.get(name)
+        if spec is None:
+            return request, 0.0
+        from ecocascade.gateway.memory import build_memory, compact_request
+
+        memory = self._memories.get(name)
+        if memory is None:
+            memory = self._memories[name] = build_memory(spec, cascade)
+        compacted, report = await compact_request(memory, request)
+        return compacted, report.cost_usd if report is not None else 0.0
 
     async def _resolve(
         self, name: str, cascade: Cascade, request: ChatRequest, min_tier: int
@@ -787,7 +807,8 @@ async def _remove_answer(cascade: Cascade, target: FeedbackTarget) -> bool:
 
 async def _check(work: Awaitable[Any]) -> str:
     try:
-        await asyncio.wait_for(work, 5)
+        async with asyncio.timeout(5):
+            await work
     except Exception as error:
         return f"error: {type(error).__name__}: {error}"[:200]
     return "ok"

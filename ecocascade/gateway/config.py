@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 from ecocascade.config.loader import read_yaml
 from ecocascade.config.schema import CascadeConfig, TierSpec
 from ecocascade.exceptions import ConfigError, format_validation_error
+from ecocascade.gateway.memory import MemorySpec
 
 __all__ = ["GatewayConfig", "load_gateway_config", "parse_gateway_config"]
 
@@ -49,6 +50,8 @@ class GatewayConfig(BaseModel):
     feedback_ttl_s: PositiveFloat = 7 * 86_400.0
     single_flight: bool = True
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    memory: dict[CascadeName, MemorySpec] = Field(default_factory=dict)
+    """Conversation memory compression per cascade (see :mod:`ecocascade.gateway.memory`)."""
 
     def cascade_names(self) -> list[str]:
         return list(self.cascades)
@@ -65,6 +68,9 @@ def parse_gateway_config(data: Any, *, source: str = "gateway config") -> Gatewa
         config = GatewayConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error), where=source) from None
+    unknown = sorted(set(config.memory) - set(config.cascades))
+    if unknown:
+        raise ConfigError(f"no such cascade: {', '.join(unknown)}", where=f"{source}: memory")
     if not config.cascades and not config.models and config.passthrough == "none":
         raise ConfigError(
             "nothing to serve: no cascades, no models, passthrough none", where=source

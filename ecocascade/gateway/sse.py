@@ -92,8 +92,10 @@ async def sse_response(
         if on_close is not None:
             on_close(error, status)
 
+    first: Any
     try:
-        first = await asyncio.wait_for(queue.get(), keepalive_s)  # a cancelled get loses nothing
+        async with asyncio.timeout(keepalive_s):  # a cancelled get loses nothing
+            first = await queue.get()
     except TimeoutError:
         first = KEEPALIVE
     except BaseException as error:
@@ -117,7 +119,8 @@ async def sse_response(
             yield first
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), keepalive_s)
+                    async with asyncio.timeout(keepalive_s):
+                        item = await queue.get()
                 except TimeoutError:
                     yield KEEPALIVE
                     continue

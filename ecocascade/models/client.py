@@ -57,6 +57,7 @@ class TierClient:
     def __init__(self, tier: Tier) -> None:
         self.tier = tier
         self._api_key = self._resolve_key(tier)
+        self._compressor: Any = None  # built on first use when the tier compresses
 
     @staticmethod
     def _resolve_key(tier: Tier) -> str | None:
@@ -101,6 +102,8 @@ class TierClient:
         from ecocascade.models.tape import active_tape
 
         check_unicode(messages, where="messages")
+        if self.tier.compress is not None and "tools" not in params:
+            messages = await self._compress(messages)
         tape = active_tape()
         if tape is None or "tools" in params:
             return await self._complete_live(messages, params)
@@ -114,6 +117,16 @@ class TierClient:
             raise
         tape.record(key, completion)
         return completion
+
+    async def _compress(self, messages: Sequence[Message]) -> Sequence[Message]:
+        """The tier's prompt compression (demonstrations, earlier turns, long context)."""
+        if self._compressor is None:
+            from ecocascade.compress.lingua import Compressor
+
+            assert self.tier.compress is not None
+            self._compressor = Compressor(self.tier.compress)
+        compressed, _ = await self._compressor.compress(messages)
+        return list(compressed)
 
     async def _complete_live(
         self, messages: Sequence[Message], params: dict[str, Any]
@@ -313,6 +326,7 @@ class TierClient:
         usage = Usage(
             input_tokens=int(getattr(usage_obj, "prompt_tokens", 0) or 0),
             output_tokens=int(getattr(usage_obj, "completion_tokens", 0) or 0),
+            cached_input_tokens=_cached_tokens(usage_obj),
         )
         return Completion(
             text=text,
@@ -336,6 +350,23 @@ def _delta_text(chunk: Any) -> str:
         return ""
     delta = getattr(choices[0], "delta", None)
     return getattr(delta, "content", None) or ""
+
+
+def _cached_tokens(usage: Any) -> int:
+    """Prompt tokens the provider served from its cache: OpenAI's (and LiteLLM's normalised)
+    ``prompt_tokens_details.cached_tokens``, else Anthropic's ``cache_read_input_tokens``."""
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = (
+        details.get("cached_tokens")
+        if isinstance(details, dict)
+        else getattr(details, "cached_tokens", None)
+    )
+    if not cached:
+        cached = getattr(usage, "cache_read_input_tokens", None)
+    try:
+        return max(0, int(cached or 0))
+    except (TypeError, ValueError):
+        return 0
 
 
 def _tool_call_deltas(chunk: Any) -> list[ToolCallDelta]:
@@ -368,7 +399,7 @@ def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
         recorded = hidden.get(replay.RECORDED_COST_KEY)
         if recorded is not None:
             return float(recorded)
-    return call_cost(tier, usage.input_tokens, usage.output_tokens)
+    return call_cost(tier, usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
 
 
 @functools.cache

@@ -23,7 +23,12 @@ def _table_price(model: str) -> Price | None:
     inp, out = info.get("input_cost_per_token"), info.get("output_cost_per_token")
     if inp is None or out is None:
         return None
-    return Price(input_per_mtok=float(inp) * 1e6, output_per_mtok=float(out) * 1e6)
+    cached = info.get("cache_read_input_token_cost")  # the provider's prompt-cache price
+    return Price(
+        input_per_mtok=float(inp) * 1e6,
+        output_per_mtok=float(out) * 1e6,
+        cached_input_per_mtok=None if cached is None else float(cached) * 1e6,
+    )
 
 
 def known_price(tier: Tier) -> Price | None:
@@ -35,7 +40,10 @@ def known_price(tier: Tier) -> Price | None:
     return _table_price(tier.model)
 
 
-def call_cost(tier: Tier, input_tokens: int, output_tokens: int) -> float | None:
-    """USD for one call, or ``None`` (unknown — never silently 0)."""
+def call_cost(
+    tier: Tier, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0
+) -> float | None:
+    """USD for one call, or ``None`` (unknown — never silently 0). Cached input tokens (part of
+    ``input_tokens``) are billed at the cached-input price where one is known."""
     price = known_price(tier)
-    return None if price is None else price.cost(input_tokens, output_tokens)
+    return None if price is None else price.cost(input_tokens, output_tokens, cached_input_tokens)

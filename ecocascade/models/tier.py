@@ -6,28 +6,48 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecocascade.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from ecocascade.compress.lingua import CompressionSettings
 
 __all__ = ["Price", "RetryPolicy", "Tier"]
 
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """USD per million tokens. Overrides LiteLLM's table for local or unpriced models."""
+    """USD per million tokens. Overrides LiteLLM's table for local or unpriced models.
+
+    ``cached_input_per_mtok``: input tokens read from the provider's prompt cache (``None``: the
+    same as ``input_per_mtok``).
+    """
 
     input_per_mtok: float
     output_per_mtok: float
+    cached_input_per_mtok: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("input_per_mtok", "output_per_mtok"):
+        for name in ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"):
             value = getattr(self, name)
+            if value is None and name == "cached_input_per_mtok":
+                continue
             if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"must be a finite number >= 0, got {value!r}", where=name)
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+    def cost(self, input_tokens: int, output_tokens: int, cached_input_tokens: int = 0) -> float:
+        cached = min(max(cached_input_tokens, 0), input_tokens)
+        cached_price = (
+            self.input_per_mtok
+            if self.cached_input_per_mtok is None
+            else self.cached_input_per_mtok
+        )
+        return (
+            (input_tokens - cached) * self.input_per_mtok
+            + cached * cached_price
+            + output_tokens * self.output_per_mtok
+        ) / 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +89,7 @@ class Tier:
     ``price`` overrides LiteLLM's price table; without either the cost is unknown (``None``).
     ``local/<name>`` tiers run a GGUF model on this machine (see ``ecocascade models list``);
     their price defaults to $0 and can be overridden to model electricity or GPU cost.
+    ``compress`` shortens this tier's prompts first (:mod:`ecocascade.compress`; off by default).
     """
 
     model: str
@@ -79,6 +100,7 @@ class Tier:
     timeout_s: float = 60.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     name: str | None = None
+    compress: CompressionSettings | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, str) or not self.model.strip():

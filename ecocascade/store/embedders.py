@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "QUERY_TAIL_CHARS",
+    "BatchingEmbedder",
     "LiteLLMEmbedder",
     "SentenceTransformerEmbedder",
     "default_embedder",
@@ -36,6 +37,8 @@ QUERY_TAIL_CHARS = 1000
 
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
+_recent_by_model: dict[str, OrderedDict[str, list[float]]] = {}  # model@device -> text -> vector
+_recent_lock = threading.Lock()
 
 
 def _default_model_path() -> str:
@@ -69,11 +72,17 @@ class SentenceTransformerEmbedder:
         self._model_ref = str(model) if model is not None else None
         self.device = device
         self.batch_size = batch_size
-        # A cascade embeds each query twice (retrieve, then record the accepted answer):
-        # a small LRU makes the second one free.
+        # One request embeds its query up to four times — cache lookup, demonstration search,
+        # record, cache put — often through two instances (the cache's and the store's). An LRU
+        # shared by every instance of the same model makes all but the first free.
         self.cache_size = cache_size
-        self._recent: OrderedDict[str, list[float]] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self.encoded = 0  # texts this instance sent to the model (the rest came from the LRU)
+
+    @property
+    def _recent(self) -> OrderedDict[str, list[float]]:
+        key = f"{self._model_ref or DEFAULT_MODEL}@{self.device}"
+        with _models_lock:
+            return _recent_by_model.setdefault(key, OrderedDict())
 
     @property
     def name(self) -> str:
@@ -97,10 +106,11 @@ class SentenceTransformerEmbedder:
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._recent_lock:
-            known = {t: self._recent[t] for t in texts if t in self._recent}
+        recent = self._recent
+        with _recent_lock:
+            known = {t: recent[t] for t in texts if t in recent}
             for text in known:
-                self._recent.move_to_end(text)
+                recent.move_to_end(text)
         missing = list(dict.fromkeys(t for t in texts if t not in known))
         if missing:
             vectors = self._model().encode(
@@ -110,13 +120,14 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+            self.encoded += len(missing)
             fresh = {t: [float(x) for x in row] for t, row in zip(missing, vectors, strict=True)}
             known.update(fresh)
             if self.cache_size:
-                with self._recent_lock:
-                    self._recent.update(fresh)
-                    while len(self._recent) > self.cache_size:
-                        self._recent.popitem(last=False)
+                with _recent_lock:
+                    recent.update(fresh)
+                    while len(recent) > self.cache_size:
+                        recent.popitem(last=False)
         return [known[t] for t in texts]
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -157,22 +168,143 @@ def _normalise(vector: Sequence[float]) -> list[float]:
     return [float(x) / norm for x in vector]
 
 
-def default_embedder() -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder()
+def default_embedder() -> BatchingEmbedder:
+    """The default sentence-transformers model, behind the micro-batcher."""
+    return BatchingEmbedder(SentenceTransformerEmbedder())
 
 
-def embedder_from_spec(spec: str) -> SentenceTransformerEmbedder | LiteLLMEmbedder:
+def embedder_from_spec(spec: str) -> BatchingEmbedder | LiteLLMEmbedder:
     """``sentence-transformers`` (the default model), ``sentence-transformers:PATH_OR_ID``, or
-    ``litellm:MODEL``."""
+    ``litellm:MODEL``. A ``+nobatch`` suffix on a sentence-transformers spec turns the
+    micro-batcher off (``sentence-transformers+nobatch``)."""
+    spec, plus, option = spec.partition("+")
+    if plus and option != "nobatch":
+        raise ConfigError(f"unknown embedder option +{option}; expected +nobatch", where="embedder")
     kind, _, arg = spec.partition(":")
     if kind == "sentence-transformers":
-        return SentenceTransformerEmbedder(arg or None)
+        model = SentenceTransformerEmbedder(arg or None)
+        return BatchingEmbedder(model, window_ms=0.0 if plus else DEFAULT_WINDOW_MS)
     if kind == "litellm" and arg:
         return LiteLLMEmbedder(arg)
     raise ConfigError(
         f"unknown embedder {spec!r}; expected sentence-transformers[:PATH_OR_ID] or litellm:MODEL",
         where="embedder",
     )
+
+
+DEFAULT_WINDOW_MS = 2.0
+DEFAULT_MAX_BATCH = 64
+
+
+class BatchingEmbedder:
+    """Concurrent ``embed`` calls share one encoder call (a micro-batcher).
+
+    The first call opens a window of ``window_ms``; every call that arrives before it closes, or
+    while the encoder is busy with the previous batch, joins one batch of at most ``max_batch``
+    texts, encoded by one ``inner.embed`` call. A lone call pays the window (2 ms by default);
+    concurrent ones (a gateway under load) stop paying one encoder pass each — on a CPU the
+    encoder's cost per text falls steeply with batch size (evals/cost_levers.md).
+    ``window_ms=0`` passes every call straight through (the switch).
+
+    Same ``name`` as ``inner`` (same vectors), and ``embed_sync`` goes straight to ``inner``.
+    A failing batch fails every caller in it with the same error; nothing is retried here.
+    """
+
+    def __init__(
+        self,
+        inner: Embedder,
+        *,
+        window_ms: float = DEFAULT_WINDOW_MS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if window_ms < 0 or max_batch < 1:
+            raise ConfigError("window_ms >= 0 and max_batch >= 1 please", where="BatchingEmbedder")
+        self.inner = inner
+        self.window_s = window_ms / 1000.0
+        self.max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        self._pending_texts = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._busy = False
+        self.batches = 0  # encoder calls made
+        self.calls = 0  # embed calls served
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
+        embed_sync = getattr(self.inner, "embed_sync", None)
+        if not callable(embed_sync):
+            raise TypeError(f"{self.inner!r} has no embed_sync")
+        return list(embed_sync(texts))
+
+    def stats(self) -> dict[str, float]:
+        per_batch = round(self.calls / self.batches, 2) if self.batches else 0.0
+        return {"calls": self.calls, "batches": self.batches, "calls_per_batch": per_batch}
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls += 1
+        if not texts:
+            return []
+        if self.window_s == 0 or len(texts) >= self.max_batch:
+            self.batches += 1
+            return await self.inner.embed(texts)
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (e.g. asyncio.run again): fresh state
+            self._loop, self._pending, self._pending_texts = loop, [], 0
+            self._timer, self._busy = None, False
+        future: asyncio.Future[list[list[float]]] = loop.create_future()
+        self._pending.append((list(texts), future))
+        self._pending_texts += len(texts)
+        if self._pending_texts >= self.max_batch:
+            self._flush()
+        elif self._timer is None and not self._busy:
+            self._timer = loop.call_later(self.window_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending:
+            return
+        batch: list[tuple[list[str], asyncio.Future[list[list[float]]]]] = []
+        taken = 0
+        while self._pending and (not batch or taken + len(self._pending[0][0]) <= self.max_batch):
+            item = self._pending.pop(0)
+            batch.append(item)
+            taken += len(item[0])
+        self._pending_texts -= taken
+        self._busy = True
+        asyncio.get_running_loop().create_task(self._encode(batch))
+
+    async def _encode(
+        self, batch: list[tuple[list[str], asyncio.Future[list[list[float]]]]]
+    ) -> None:
+        self.batches += 1
+        texts = [text for chunk, _ in batch for text in chunk]
+        try:
+            vectors = await self.inner.embed(texts)
+        except asyncio.CancelledError:
+            for _, future in batch:
+                future.cancel()
+            raise
+        except Exception as error:  # every caller in the batch hears of it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+        else:
+            start = 0
+            for chunk, future in batch:
+                if not future.done():  # a caller may have been cancelled meanwhile
+                    future.set_result(vectors[start : start + len(chunk)])
+                start += len(chunk)
+        finally:
+            self._busy = False
+            if self._pending:  # what arrived while the encoder was busy goes next, at once
+                self._flush()
 
 
 def _cache_dir() -> Path:

@@ -74,6 +74,7 @@ class Reply:
     _: KW_ONLY
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # reported as usage.prompt_tokens_details.cached_tokens
     finish_reason: str | None = None
     tool_calls: Sequence[ToolCall] | None = None
 
@@ -646,7 +647,7 @@ def _words(content: Any) -> int:
     return 0
 
 
-def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
+def _usage(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     messages = _messages(body)
     prompt = reply.prompt_tokens
     if prompt is None:
@@ -654,11 +655,14 @@ def _usage(body: dict[str, Any], reply: Reply) -> dict[str, int]:
     completion = reply.completion_tokens
     if completion is None:
         completion = max(1, _words(reply.text))
-    return {
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if reply.cached_tokens is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+    return usage
 
 
 def _error_type(status: int) -> str:

@@ -45,28 +45,50 @@ log = structlog.get_logger(__name__)
 RUNTIME_PARAMS = frozenset({"n_threads", "n_ctx", "n_parallel", "port", "start_timeout_s"})
 
 
-def _default_threads() -> int:
-    env = os.environ.get("ECOCASCADE_LOCAL_THREADS")
-    if env:
-        try:
-            threads = int(env)
-        except ValueError:
-            threads = 0
-        if threads < 1:
-            raise ConfigError(
-                f"must be an integer >= 1, got {env!r}", where="ECOCASCADE_LOCAL_THREADS"
-            )
-        return threads
+def _env_count(name: str) -> int | None:
+    """A positive integer from the environment, ``None`` when unset; bad values name ``name``."""
+    env = os.environ.get(name)
+    if not env:
+        return None
     try:
-        cores = len(os.sched_getaffinity(0))
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"must be an integer >= 1, got {env!r}", where=name)
+    return value
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 2
-    return max(1, min(cores, 8))
+        return os.cpu_count() or 2
+
+
+def _default_threads() -> int:
+    return _env_count("ECOCASCADE_LOCAL_THREADS") or max(1, min(_cores(), 8))
+
+
+def _default_parallel() -> int:
+    """Request slots served together by llama.cpp's continuous batching.
+
+    One slot per core, 2 to 8: with one slot a second request waits for the whole first
+    answer; with several, llama.cpp decodes them in one batch per step, which on a machine whose
+    cores are not busy elsewhere costs little more than one sequence (a small model is bound by
+    memory bandwidth). ``$ECOCASCADE_LOCAL_PARALLEL`` overrides; see evals/cost_levers.md for
+    what it bought on our shared 2-core machine (nothing).
+    """
+    return _env_count("ECOCASCADE_LOCAL_PARALLEL") or max(2, min(_cores(), 8))
 
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
-    """How a local server runs. ``port=0`` lets the OS pick a free port (the default)."""
+    """How a local server runs. ``port=0`` lets the OS pick a free port (the default).
+
+    ``ctx`` is each request slot's context: llama.cpp splits its context across its ``parallel``
+    slots, so the server is started with ``ctx * parallel`` and every slot keeps ``ctx``.
+    """
 
     threads: int
     ctx: int = 2048
@@ -79,11 +101,14 @@ class ServerOptions:
         threads = params.get("n_threads")
         if threads is None:
             threads = _default_threads()  # its own errors name the environment variable
+        parallel = params.get("n_parallel")
+        if parallel is None:
+            parallel = _default_parallel()
         try:
             options = cls(
                 threads=int(threads),
                 ctx=int(params.get("n_ctx", 2048)),
-                parallel=int(params.get("n_parallel", 1)),
+                parallel=int(parallel),
                 port=int(params.get("port", 0)),
                 start_timeout_s=float(params.get("start_timeout_s", 120.0)),
             )
@@ -125,7 +150,8 @@ class LocalServer:
             sys.executable, "-m", "ecocascade.models.local._child",
             "--gguf", str(self.model.path), "--alias", self.model.name,
             "--port", str(self.options.port), "--threads", str(self.options.threads),
-            "--ctx", str(self.options.ctx), "--parallel", str(self.options.parallel),
+            "--ctx", str(self.options.ctx * self.options.parallel),
+            "--parallel", str(self.options.parallel),
         ]  # fmt: skip
         started = time.perf_counter()
         self._proc = subprocess.Popen(
@@ -147,6 +173,7 @@ class LocalServer:
             pid=self.pid,
             api_base=self.api_base,
             threads=self.options.threads,
+            parallel=self.options.parallel,
             start_s=round(time.perf_counter() - started, 3),
         )
 
