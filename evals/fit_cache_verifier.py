@@ -2,8 +2,8 @@
 
     .venv/bin/python evals/fit_cache_verifier.py [--write] [--max-false-hit 0.005]
 
-Logistic regression (numpy, L2-regularised, near-misses weighted 3 times because a false hit serves a
-wrong answer while a miss costs one model call) over the features of
+Logistic regression (numpy, L2-regularised, near-misses weighted 3 times because a false hit
+serves a wrong answer while a miss costs one model call) over the features of
 :func:`ecocascade.cache.verifier.features`, for pairs that pass the hard refusals. The decision
 threshold is the lowest probability at which the *train* false-hit rate stays ≤ ``--max-false-hit``
 (default 0.5%, half the 1% target, for margin on unseen pairs). ``--write`` saves weights, bias,

@@ -4,9 +4,9 @@ The verifier (:mod:`ecocascade.cache.verifier`) decides from these features whet
 answer serves the other. The parts:
 
 - **Tokens** are Unicode words (``\\w`` without digits), numbers, and the arithmetic symbols
-  (``+ * / ÷ ^ %`` and the multiplication sign read as the words they stand for). Number words become digits first
-  (``text2num``: "forty-two" → 42, "sixteenth" → 16th, in English, French, German, Spanish,
-  Italian, Portuguese and Dutch).
+  (``+ * / ÷ ^ %`` and the multiplication sign, read as the words they stand for). Number
+  words become digits first (``text2num``: "forty-two" → 42, "sixteenth" → 16th, in English,
+  French, German, Spanish, Italian, Portuguese and Dutch).
 - **Lemmas** come from ``simplemma`` (dictionary lemmatiser, 50+ languages), case-folded, so
   "spiders"/"spider", "wrote"/"write" and "Japan"/"japan" are one word; accents and ``ß`` fold
   too. The language is the one whose closed-class words the text uses most.
