@@ -158,9 +158,8 @@ async def test_twenty_case_only_variants_never_get_each_others_answers(
 ) -> None:
     cache = make_cache()
     base = "what is the capital of france"
-    variants = [base, base.upper(), base.title(), base.capitalize()] + [
-        base[:i] + base[i].upper() + base[i + 1 :] for i in range(1, len(base)) if base[i] != " "
-    ][:16]
+    one_upper = [base[:i] + base[i].upper() + base[i + 1 :] for i, c in enumerate(base) if c != " "]
+    variants = [base, base.upper(), base.title(), *one_upper[:17]]
     assert len(set(variants)) == 20
     for i, v in enumerate(variants):
         await cache.store(v, namespace="n", fingerprint="fp", answer=str(i), model=None, tier=0)
