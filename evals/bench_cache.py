@@ -101,8 +101,8 @@ def rates(served: list[bool], pairs: list[dict[str, Any]]) -> dict[str, float]:
     para = [s for s, p in zip(served, pairs, strict=True) if p["same_answer"]]
     near = [s for s, p in zip(served, pairs, strict=True) if not p["same_answer"]]
     return {
-        "paraphrase_hit": round(sum(para) / len(para), 3),
-        "near_miss_false_hit": round(sum(near) / len(near), 3),
+        "paraphrase_hit": round(sum(para) / max(len(para), 1), 3),
+        "near_miss_false_hit": round(sum(near) / max(len(near), 1), 3),
     }
 
 

@@ -357,6 +357,20 @@ async def test_a_paraphrase_is_a_semantic_hit_in_an_opted_in_namespace(
     assert [e["kind"] for e in events if e["event"] == "cache.hit"] == ["semantic"]
 
 
+async def test_a_refused_candidate_is_logged_as_cache_miss_with_the_verifiers_reason(
+    server: FakeLLMServer, make_cache: Callable[..., ResponseCache]
+) -> None:
+    server.always("small", "Paris")
+    cascade = paris_cascade(server, make_cache(semantic_namespaces={"default"}))
+    await cascade.run("How do I copy photos from my camera to my laptop?")
+    with capture_logs() as events:
+        result = await cascade.run("How do I copy photos from my laptop to my camera?")
+
+    assert not result.cache_hit and len(server.requests) == 2
+    (miss,) = [e for e in events if e["event"] == "cache.miss"]
+    assert miss["refused"].startswith("similar (") and "roles changed" in miss["refused"]
+
+
 async def test_without_the_opt_in_a_paraphrase_is_a_miss(
     server: FakeLLMServer, make_cache: Callable[..., ResponseCache]
 ) -> None:
