@@ -107,7 +107,11 @@ def rates(served: list[bool], pairs: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def ecocascade_quality(
-    embedder: SentenceTransformerEmbedder, pairs: list[dict[str, Any]], workdir: Path, name: str
+    embedder: SentenceTransformerEmbedder,
+    pairs: list[dict[str, Any]],
+    workdir: Path,
+    name: str,
+    floors: tuple[float, ...] = (0.70, 0.75, 0.80, 0.85, 0.90, 0.95),
 ) -> tuple[list[dict[str, Any]], list[float], list[str]]:
     """Each pair through the real ``ResponseCache``: store the cached query (its own namespace),
     look the other one up; at several candidate floors, with the default verifier and without."""
@@ -118,7 +122,7 @@ async def ecocascade_quality(
             pair["cached"], namespace=f"p{i}", fingerprint=FP, answer="A", model="m", tier=0
         )
     rows, latencies, false_hits = [], [], []
-    for floor in (0.70, 0.75, 0.80, 0.85, 0.90, 0.95):
+    for floor in floors:
         for verified in (True, False):
             cache = ResponseCache(
                 backend,
@@ -243,7 +247,9 @@ async def main_async(args: argparse.Namespace) -> None:
         dev = [p for p in pairs if p["split"] == "dev"]
         train = [p for p in pairs if p["split"] == "train"]
         ours, ours_ms, ours_false = await ecocascade_quality(embedder, dev, workdir, "dev")
-        train_rows, _, _ = await ecocascade_quality(embedder, train, workdir, "train")
+        train_rows, _, _ = await ecocascade_quality(
+            embedder, train, workdir, "train", floors=(DEFAULT_FLOOR,)
+        )
         results["pairs"] = {
             "dev_paraphrases": sum(p["same_answer"] for p in dev),
             "dev_near_misses": sum(not p["same_answer"] for p in dev),
