@@ -137,9 +137,8 @@ async def ecocascade_quality(
                 hit, _ = await cache.lookup(pair["query"], namespace=f"p{i}", fingerprint=FP)
                 if verified and floor == floors[0]:  # the first lookup of each query
                     latencies.append(time.perf_counter() - t0)
-                if verified and floor == DEFAULT_FLOOR:
-                    if hit is not None and not pair["same_answer"]:
-                        false_hits.append(f"{pair['cached']} → {pair['query']}")
+                if verified and floor == DEFAULT_FLOOR and hit and not pair["same_answer"]:
+                    false_hits.append(f"{pair['cached']} → {pair['query']}")
                 served.append(hit is not None)
             rows.append({"floor": floor, "verifier": verified, **rates(served, pairs)})
     return rows, latencies, false_hits
