@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "read_recorded": "ecocascade.replay.data",
     "replay_tier": "ecocascade.replay.provider",
     # response cache
-    "CacheHit": "ecocascade.cache.cache",
+    "CacheHit": "ecocascade.cache.base",
     "ResponseCache": "ecocascade.cache.cache",
     # solution store
     "LiteLLMEmbedder": "ecocascade.store.embedders",
@@ -165,7 +165,8 @@ if TYPE_CHECKING:
     from ecocascade.agents.client import LiteLLMChatCompletionClient
     from ecocascade.agents.code import CodeSolver
     from ecocascade.agents.solver import AutoGenSolver
-    from ecocascade.cache.cache import CacheHit, ResponseCache
+    from ecocascade.cache.base import CacheHit
+    from ecocascade.cache.cache import ResponseCache
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
     from ecocascade.controller.cascade import Cascade

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChatRequest",
+    "Completion",
     "Demonstration",
     "Embedder",
     "Judge",
@@ -53,6 +54,21 @@ def add_costs(*costs: float | None) -> float | None:
             return None
         total += cost
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One successful model call (after any retries)."""
+
+    text: str
+    model: str
+    usage: Usage
+    cost_usd: float | None
+    latency_s: float
+    retries: int = 0
+    finish_reason: str | None = None
+    tool_calls: Sequence[Any] = ()
+    raw: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

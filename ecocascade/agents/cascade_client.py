@@ -49,7 +49,7 @@ from ecocascade.agents.client import (
     to_openai_tools,
     tool_schema,
 )
-from ecocascade.cache.base import CacheEntry
+from ecocascade.cache.base import CacheEntry, CacheHit
 from ecocascade.controller.cascade import log_attempt, short_error
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.exceptions import CascadeFailedError, ConfigError, JudgeError, ProviderError
@@ -57,7 +57,7 @@ from ecocascade.models.tier import Tier
 from ecocascade.types import Judge, Usage, Verdict, add_costs
 
 if TYPE_CHECKING:
-    from ecocascade.cache.cache import CacheHit, ResponseCache
+    from ecocascade.cache.cache import ResponseCache
 
 __all__ = ["CallJudge", "CascadeChatCompletionClient", "WellFormedReply"]
 
@@ -538,8 +538,6 @@ class CascadeChatCompletionClient(ChatCompletionClient):
         if entry is None:
             bound.info("cache.miss", namespace=self.namespace, key=key)
             return None
-        from ecocascade.cache.cache import CacheHit
-
         result = CreateResult.model_validate_json(entry.answer).model_copy(update={"cached": True})
         hit = CacheHit(
             kind="exact",

@@ -50,14 +50,8 @@ from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError
 from ecocascade.judges.execution import run_status_line
 from ecocascade.models.client import TierClient
-from ecocascade.sandbox import (
-    SandboxFiles,
-    check_limits,
-    extract_python_code,
-    normalise_files,
-    run_python,
-    without_fenced_blocks,
-)
+from ecocascade.sandbox import SandboxFiles, check_limits, normalise_files, run_python
+from ecocascade.text import extract_python_code, without_fenced_blocks
 from ecocascade.types import Message, Solution, Task
 
 __all__ = ["DEFAULT_SYSTEM_MESSAGE", "CodeRun", "CodeSolver", "SandboxCodeExecutor"]

@@ -1,17 +1,17 @@
-"""The response cache's contract: entries, and the backend protocol both backends implement."""
+"""The response cache's contract: entries, hits, and the backend protocol of both backends."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["CacheBackend", "CacheEntry", "CacheStats"]
+__all__ = ["CacheBackend", "CacheEntry", "CacheHit", "CacheStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,20 @@ class CacheEntry:
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A cached accepted answer served instead of running the ladder."""
+
+    kind: Literal["exact", "semantic"]
+    key: str
+    answer: str
+    model: str | None
+    tier: int | None
+    cached_query: str
+    similarity: float
+    age_s: float
 
 
 @dataclass(frozen=True, slots=True)

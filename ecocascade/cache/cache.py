@@ -19,35 +19,20 @@ import hashlib
 import math
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from ecocascade.cache.align import embedding_text
-from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
+from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
 from ecocascade.cache.guards import is_time_sensitive
 from ecocascade.cache.keys import exact_key_text
 from ecocascade.cache.verifier import AlignmentVerifier, PairVerifier
 from ecocascade.exceptions import ConfigError
 from ecocascade.types import Embedder
 
-__all__ = ["CacheHit", "ResponseCache", "open_backend"]
+__all__ = ["ResponseCache", "open_backend"]
 
 DAY = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A cached accepted answer served instead of running the ladder."""
-
-    kind: Literal["exact", "semantic"]
-    key: str
-    answer: str
-    model: str | None
-    tier: int | None
-    cached_query: str
-    similarity: float
-    age_s: float
 
 
 def open_backend(location: str | Path) -> CacheBackend:

@@ -40,6 +40,7 @@ CREATE INDEX IF NOT EXISTS entries_semantic ON entries (namespace, fingerprint)
 CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at);
 """
 _COLUMNS = "key, namespace, fingerprint, query, answer, model, tier, created_at, expires_at, vector"
+_UPDATE_ALL = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])  # not hits
 
 
 class SQLiteBackend:
@@ -129,8 +130,10 @@ class SQLiteBackend:
             if entry.vector is not None
             else None
         )
+        # An upsert, not INSERT OR REPLACE: replacing deletes the row and with it its hits.
         await self._write(
-            f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (key) DO UPDATE SET {_UPDATE_ALL}",
             (
                 entry.key,
                 entry.namespace,

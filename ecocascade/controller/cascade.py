@@ -39,15 +39,26 @@ from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.result import Attempt, CascadeResult, StopReason
 from ecocascade.controller.solvers import ChatSolver
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError, SolverError
-from ecocascade.models.client import TierClient
+from ecocascade.judging import reset_attempt, set_attempt
+from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
-from ecocascade.routing import AttemptContext, Router, reset_attempt, set_attempt
-from ecocascade.sandbox import extract_python_code
+from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
-from ecocascade.types import Demonstration, Judge, Message, Solver, Task, Usage, Verdict
+from ecocascade.text import extract_python_code
+from ecocascade.types import (
+    Demonstration,
+    Judge,
+    JudgeContext,
+    Message,
+    Solver,
+    Task,
+    Usage,
+    Verdict,
+)
 
 if TYPE_CHECKING:
-    from ecocascade.cache.cache import CacheHit, ResponseCache
+    from ecocascade.cache.base import CacheHit
+    from ecocascade.cache.cache import ResponseCache
     from ecocascade.store.chroma import SolutionStore
 
 __all__ = ["Cascade"]
@@ -147,6 +158,7 @@ class Cascade:
         heuristic that keeps time-dependent queries out of semantic reuse."""
         if not isinstance(query, str) or not query.strip():
             raise ConfigError("the query must be a non-empty string", where="query")
+        check_unicode(query, where="query")
         run_id = uuid.uuid4().hex[:12]
         bound = log.bind(run_id=run_id)
         cache = self.cache if use_cache else None
@@ -460,7 +472,7 @@ class Cascade:
         verdict: Verdict | None = None
         judge_error: str | None = None
         judge_cost: float | None = 0.0
-        token = set_attempt(AttemptContext(index, client.label, len(self._clients)))
+        token = set_attempt(JudgeContext(index, client.label, len(self._clients)))
         try:
             verdict = await self.judge.judge(task.query, solution.answer)
         except JudgeError as error:

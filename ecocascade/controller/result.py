@@ -9,7 +9,7 @@ from ecocascade.exceptions import CascadeFailedError
 from ecocascade.types import Demonstration, Usage, add_costs
 
 if TYPE_CHECKING:
-    from ecocascade.cache.cache import CacheHit
+    from ecocascade.cache.base import CacheHit
 
 __all__ = ["Attempt", "CascadeResult", "StopReason", "VerdictKind"]
 

@@ -263,7 +263,12 @@ async def run_eval(
     tasks = scenario.load_tasks()[:limit]
     chosen = resolve_strategies(scenario, strategies, tiers)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError("not a directory: a file has that name", where=str(out)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot create: {error.strerror or error}", where=str(out)) from None
     run = EvalRun(
         scenario=scenario,
         strategies=chosen,
@@ -416,20 +421,24 @@ async def _run_task(
     attempts = []
     for attempt in result.attempts:
         data = attempt.to_dict()
-        data["correct"] = None if attempt.answer is None else await scorer(attempt.answer)
+        data["correct"], data["check_error"] = (
+            (None, None) if attempt.answer is None else await scorer.score(attempt.answer)
+        )
         attempts.append(data)
     # The strategy's final answer: the accepted one, else the last tier's (what a user of that
     # ladder would end up with). Only the eval scores it: nothing unverified is stored or cached.
     answer = result.answer
     if answer is None:
         answer = next((a.answer for a in reversed(result.attempts) if a.answer), None)
+    success, check_error = await scorer.score(answer) if answer is not None else (False, None)
     return {
         "strategy": strategy.name,
         "position": position,
         "task_id": task.id,
         "group": task.group,
         "query": task.query,
-        "success": await scorer(answer) if answer is not None else False,
+        "success": success,
+        "check_error": check_error,  # the ground-truth check raised: scored wrong, and why
         "accepted": result.success,
         "stop_reason": result.stop_reason,
         "answer": answer,

@@ -13,7 +13,8 @@ import re
 import signal
 
 from ecocascade.exceptions import ConfigError, JudgeError
-from ecocascade.sandbox import ExecutionResult, check_limits, extract_python_code, run_python
+from ecocascade.sandbox import ExecutionResult, check_limits, run_python
+from ecocascade.text import extract_python_code
 from ecocascade.types import Verdict
 
 __all__ = ["CodeRunJudge", "ExecutionJudge", "run_status_line"]

@@ -11,7 +11,6 @@ import ssl
 import sys
 import time
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -21,9 +20,9 @@ from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderE
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Message, Usage
+from ecocascade.types import Completion, Message, Usage
 
-__all__ = ["Completion", "TierClient"]
+__all__ = ["Completion", "TierClient", "check_unicode"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,19 +33,21 @@ _NO_KEY = "no-key"
 _WATCHDOG_GRACE_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One successful model call (after any retries)."""
+def check_unicode(value: Any, *, where: str) -> None:
+    """Raise a :class:`ConfigError` if ``value`` (text, or messages) cannot be sent as UTF-8:
+    a lone surrogate, which is what Python makes of invalid UTF-8 bytes in ``sys.argv`` or a
+    file read with ``errors="surrogateescape"``. Without this the HTTP layer fails on it, and the
+    tier retries a caller's mistake as if the provider were down."""
+    import json
 
-    text: str
-    model: str
-    usage: Usage
-    cost_usd: float | None
-    latency_s: float
-    retries: int = 0
-    finish_reason: str | None = None
-    tool_calls: Sequence[Any] = ()
-    raw: Any = field(default=None, repr=False, compare=False)
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ConfigError(
+            f"not valid Unicode: lone surrogate {bad!r} (invalid UTF-8 bytes in the input?)",
+            where=where,
+        ) from None
 
 
 class TierClient:
@@ -98,6 +99,7 @@ class TierClient:
         """
         from ecocascade.models.tape import active_tape
 
+        check_unicode(messages, where="messages")
         tape = active_tape()
         if tape is None or "tools" in params:
             return await self._complete_live(messages, params)
@@ -177,6 +179,7 @@ class TierClient:
         own, closed afterwards: llama.cpp closes the connection after an event stream, which would
         otherwise break the next request made on a pooled one.
         """
+        check_unicode(messages, where="messages")
         retries = 0
         started = time.perf_counter()
         while True:
