@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,6 +33,9 @@ class CacheEntry:
     expires_at: float
     created_at: float = field(default_factory=time.time)
     vector: Sequence[float] | NDArray[np.float32] | None = None
+    reply: Mapping[str, Any] | None = None
+    """JSON-able details of the reply beside ``answer``: ``message`` (the OpenAI assistant message,
+    tool calls included), ``usage`` (``[input, output]`` tokens) and ``upstream_model``."""
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.expires_at
@@ -50,6 +53,8 @@ class CacheHit:
     cached_query: str
     similarity: float
     age_s: float
+    reply: Mapping[str, Any] | None = None
+    """The cached entry's reply details (see :attr:`CacheEntry.reply`), if it has them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import structlog
 
 from ecocascade.cache.align import embedding_text
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
@@ -28,9 +30,12 @@ from ecocascade.cache.guards import is_time_sensitive
 from ecocascade.cache.keys import exact_key_text
 from ecocascade.cache.verifier import AlignmentVerifier, PairVerifier
 from ecocascade.exceptions import ConfigError
+from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, mask_secrets_in
 from ecocascade.types import Embedder
 
 __all__ = ["ResponseCache", "open_backend"]
+
+log = structlog.get_logger(__name__)
 
 DAY = 86_400.0
 
@@ -63,9 +68,14 @@ class ResponseCache:
         semantic_namespaces: Collection[str] = (),
         semantic_threshold: float = 0.75,
         embedder: Embedder | None = None,
+        max_query_chars: int = MAX_STORED_QUERY_CHARS,
         verifier: PairVerifier | None = None,
         max_candidates: int = 5,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_query_chars!r}", where="cache.max_query_chars"
+            )
         for name, value in (("ttl_s", ttl_s), ("time_sensitive_ttl_s", time_sensitive_ttl_s)):
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(
@@ -84,9 +94,15 @@ class ResponseCache:
         if max_candidates < 1:
             raise ConfigError(f"must be ≥ 1, got {max_candidates}", where="cache.max_candidates")
         self.semantic_threshold = semantic_threshold
+        self.max_query_chars = max_query_chars
         self.max_candidates = max_candidates
         self._embedder = embedder
         self._verifier = verifier
+
+    @property
+    def location(self) -> str:
+        """Where the entries live (a SQLite path or a Redis URL)."""
+        return self.backend.location
 
     @property
     def embedder(self) -> Embedder:
@@ -117,15 +133,15 @@ class ResponseCache:
         namespace: str,
         fingerprint: str,
         time_sensitive: bool | None = None,
+        semantic: bool = True,
     ) -> tuple[CacheHit | None, str | None]:
-        """A hit, or ``None`` with the reason a semantic candidate was refused (if one was)."""
+        """A hit, or ``None`` with the reason a semantic candidate was refused (if one was).
+        ``semantic=False`` looks for an exact hit only (a follow-up turn of a conversation)."""
         now = time.time()
-        key = self.key(query, namespace, fingerprint)
-        entry = await self.backend.get(key)
-        if entry is not None:
-            await self.backend.record_hit(key)
-            return self._hit("exact", entry, 1.0, now), None
-        if not self.semantic(namespace):
+        hit = await self.get(self.key(query, namespace, fingerprint))
+        if hit is not None:
+            return hit, None
+        if not (semantic and self.semantic(namespace)):
             return None, None
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             return None, "time-sensitive query: no semantic reuse"
@@ -159,17 +175,71 @@ class ResponseCache:
         model: str | None,
         tier: int | None,
         time_sensitive: bool | None = None,
-    ) -> CacheEntry:
-        """Cache an accepted answer."""
+        semantic: bool = True,
+        reply: Mapping[str, Any] | None = None,
+    ) -> CacheEntry | None:
+        """Cache an accepted answer (``reply``: its message, usage and upstream model).
+        ``semantic=False`` stores no embedding: the entry serves exact lookups only. The query
+        and answer are kept with secrets masked (:func:`~ecocascade.text.mask_secrets`); the key
+        is made from the query as given, so the same query still hits. A query longer than
+        ``max_query_chars`` is not cached (``None``, with a ``cache.query_too_large`` warning)."""
+        if len(query) > self.max_query_chars:
+            log.warning("cache.query_too_large", chars=len(query), max_chars=self.max_query_chars)
+            return None
+        vector = None
+        if semantic and self.semantic(namespace):
+            (vector,) = await self.embedder.embed([embedding_text(mask_secrets(query))])
+        return await self.put(
+            self.key(query, namespace, fingerprint),
+            query=query,
+            namespace=namespace,
+            fingerprint=fingerprint,
+            answer=answer,
+            model=model,
+            tier=tier,
+            time_sensitive=time_sensitive,
+            vector=vector,
+            reply=reply,
+        )
+
+    async def get(self, key: str) -> CacheHit | None:
+        """The live entry stored under exactly ``key`` (see :meth:`key`) as an exact hit, counted
+        as a hit; ``None`` when there is none."""
+        entry = await self.backend.get(key)
+        if entry is None:
+            return None
+        await self.backend.record_hit(key)
+        return self._hit("exact", entry, 1.0, time.time())
+
+    async def put(
+        self,
+        key: str,
+        *,
+        query: str,
+        namespace: str,
+        fingerprint: str,
+        answer: str,
+        model: str | None = None,
+        tier: int | None = None,
+        time_sensitive: bool | None = None,
+        vector: Sequence[float] | None = None,
+        reply: Mapping[str, Any] | None = None,
+    ) -> CacheEntry | None:
+        """Store an accepted answer under exactly ``key``, with the namespace's TTL (at most
+        ``time_sensitive_ttl_s`` for a time-sensitive query); secrets masked, and nothing stored
+        (``None``) for a query longer than ``max_query_chars``."""
+        if len(query) > self.max_query_chars:
+            log.warning("cache.query_too_large", chars=len(query), max_chars=self.max_query_chars)
+            return None
         ttl = self.namespace_ttl_s.get(namespace, self.ttl_s)
+        query, answer = mask_secrets(query), mask_secrets(answer)
+        if reply is not None:
+            reply = mask_secrets_in(reply)
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             ttl = min(ttl, self.time_sensitive_ttl_s)
-        vector = None
-        if self.semantic(namespace):
-            (vector,) = await self.embedder.embed([embedding_text(query)])
         now = time.time()
         entry = CacheEntry(
-            key=self.key(query, namespace, fingerprint),
+            key=key,
             namespace=namespace,
             fingerprint=fingerprint,
             query=query,
@@ -179,6 +249,7 @@ class ResponseCache:
             created_at=now,
             expires_at=now + ttl,
             vector=vector,
+            reply=reply,
         )
         await self.backend.put(entry)
         return entry
@@ -213,4 +284,5 @@ class ResponseCache:
             cached_query=e.query,
             similarity=round(sim, 6),
             age_s=round(max(0.0, now - e.created_at), 3),
+            reply=e.reply,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ecocascade.exceptions import CascadeFailedError
-from ecocascade.types import Demonstration, Usage, add_costs
+from ecocascade.text import mask_secrets, mask_secrets_in
+from ecocascade.types import ChatRequest, Demonstration, Usage, add_costs
 
 if TYPE_CHECKING:
     from ecocascade.cache.base import CacheHit
@@ -41,6 +43,17 @@ class Attempt:
     judge_latency_s: float = 0.0
     retries: int = 0
     local: bool = False
+    message: Mapping[str, Any] | None = None
+    """The assistant message the tier produced (OpenAI shape, tool calls included), if any."""
+    upstream_model: str | None = None
+    """The model the provider says answered (``model`` is the tier's label)."""
+
+    def __post_init__(self) -> None:
+        # Diagnostics quote providers and judges: keep no key in them (the answer is masked
+        # where it is kept or shown: the cache, the store, to_dict).
+        object.__setattr__(self, "reason", mask_secrets(self.reason))
+        if self.error_message is not None:
+            object.__setattr__(self, "error_message", mask_secrets(self.error_message))
 
     @property
     def accepted(self) -> bool:
@@ -51,6 +64,10 @@ class Attempt:
         return add_costs(self.cost_usd, self.judge_cost_usd)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able, secrets masked (:func:`~ecocascade.text.mask_secrets_in`)."""
+        return mask_secrets_in(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "model": self.model,
@@ -87,6 +104,10 @@ class CascadeResult:
     demonstrations: tuple[Demonstration, ...] = ()
     recorded_id: str | None = None
     cache: CacheHit | None = None
+    request: ChatRequest | None = None
+    cache_key: str | None = None
+    """The request's exact cache key (looked up, and stored under when accepted); ``None``
+    when no cache was used or the request is not cacheable (it ends in a tool result)."""
 
     @property
     def success(self) -> bool:
@@ -106,6 +127,41 @@ class CascadeResult:
             return self.cache.answer
         accepted = self.accepted_attempt
         return accepted.answer if accepted else None
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """The accepted assistant message in OpenAI shape (``role``, ``content`` and/or
+        ``tool_calls``), from the answering attempt or the cache; ``None`` when not accepted."""
+        if self.cache is not None:
+            cached = (self.cache.reply or {}).get("message")
+            if cached:
+                return dict(cached)
+            return {"role": "assistant", "content": self.cache.answer}
+        accepted = self.accepted_attempt
+        if accepted is None:
+            return None
+        if accepted.message is not None:
+            return dict(accepted.message)
+        return {"role": "assistant", "content": accepted.answer or ""}
+
+    @property
+    def answer_usage(self) -> Usage:
+        """The tokens of the answering call alone (for a cache hit: the original call's)."""
+        if self.cache is not None:
+            tokens = (self.cache.reply or {}).get("usage") or (0, 0)
+            return Usage(int(tokens[0]), int(tokens[1]))
+        accepted = self.accepted_attempt
+        return accepted.usage if accepted is not None else Usage()
+
+    @property
+    def upstream_model(self) -> str | None:
+        """The model the provider says answered (falls back to the tier's label)."""
+        if self.cache is not None:
+            return (self.cache.reply or {}).get("upstream_model") or self.cache.model
+        accepted = self.accepted_attempt
+        if accepted is None:
+            return None
+        return accepted.upstream_model or accepted.model
 
     @property
     def tier(self) -> int | None:
@@ -161,6 +217,10 @@ class CascadeResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able, secrets masked (:func:`~ecocascade.text.mask_secrets_in`)."""
+        return mask_secrets_in(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "answer": self.answer,

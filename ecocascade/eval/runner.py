@@ -37,7 +37,9 @@ from ecocascade.eval.scenario import (
     check_unique_labels,
 )
 from ecocascade.exceptions import ConfigError
-from ecocascade.types import Judge, Solver, Verdict
+from ecocascade.judging import ask_judge
+from ecocascade.text import mask_secrets_in
+from ecocascade.types import Judge, JudgeContext, Solver, Verdict
 
 __all__ = ["EvalRun", "Strategy", "TaskOutcome", "resolve_strategies", "run_eval"]
 
@@ -138,12 +140,12 @@ class _TaskJudge:
     def name(self) -> str:
         return "per-task(" + ", ".join(sorted({j.name for j in self.by_task.values()})) + ")"
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         task_id = _CURRENT_TASK.get()
         judge = self.by_task.get(task_id) if task_id is not None else None
         if judge is None:  # only reachable from outside the eval runner
             return Verdict(False, "no task is being run: no judge", judge=self.name)
-        return await judge.judge(query, answer)
+        return await ask_judge(judge, query, answer, context)
 
 
 def _build_judge(scenario: Scenario, tasks: Sequence[ScenarioTask], strategy: Strategy) -> Judge:
@@ -386,7 +388,10 @@ async def _run_strategy(
 
         async def one(position: int, task: ScenarioTask) -> None:
             async with gate:
-                outcome = await _run_task(cascade, strategy, position, task, scorers[task.id])
+                # Scored on the raw answers; kept (tasks.jsonl, results, report) masked.
+                outcome = mask_secrets_in(
+                    await _run_task(cascade, strategy, position, task, scorers[task.id])
+                )
             sink.write(json.dumps(outcome, ensure_ascii=False) + "\n")
             sink.flush()
             outcomes.append(outcome)

@@ -22,7 +22,7 @@ from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import recorded_model_name
 from ecocascade.text import extract_python_code
-from ecocascade.types import Usage, Verdict, add_costs
+from ecocascade.types import JudgeContext, Usage, Verdict, add_costs
 
 __all__ = ["AgreementJudge", "AnswerKind", "extract_answer"]
 
@@ -155,8 +155,8 @@ class AgreementJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(self, query: str, answer: str) -> Verdict:
-        attempt = current_attempt()
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
+        attempt = context if context is not None else current_attempt()
         if self.accept_last_tier and attempt is not None and attempt.is_last:
             return Verdict(True, "the last tier: nothing left to escalate to", self._name, 0.0)
         key = extract_answer(answer, self.kind)

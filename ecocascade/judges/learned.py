@@ -29,7 +29,7 @@ from ecocascade.judging import current_attempt
 from ecocascade.routing import recorded_model_name
 from ecocascade.store.embedders import QUERY_TAIL_CHARS, embed_cached
 from ecocascade.text import extract_python_code
-from ecocascade.types import Embedder, Verdict
+from ecocascade.types import Embedder, JudgeContext, Verdict
 
 __all__ = [
     "LearnedJudge",
@@ -346,8 +346,8 @@ class LearnedJudge:
         )
         return float(p[0])
 
-    async def judge(self, query: str, answer: str) -> Verdict:
-        attempt = current_attempt()
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
+        attempt = context if context is not None else current_attempt()
         key = self.model_key(attempt.model if attempt is not None else None)
         try:
             p = await self.probability(query, answer, key)

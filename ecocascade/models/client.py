@@ -10,17 +10,18 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import structlog
 
+from ecocascade._aio import reraise_if_cancelling
 from ecocascade._env import import_litellm
 from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderError
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Completion, Message, Usage
+from ecocascade.types import Completion, Message, ToolCallDelta, Usage
 
 __all__ = ["Completion", "TierClient", "check_unicode"]
 
@@ -117,69 +118,24 @@ class TierClient:
     async def _complete_live(
         self, messages: Sequence[Message], params: dict[str, Any]
     ) -> Completion:
-        retries = 0
-        started = time.perf_counter()
-        while True:
-            try:
-                completion = await self._call_once(messages, params)
-            except ProviderError as error:
-                delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
-                if not error.transient or delay is None:
-                    error.retries = retries
-                    raise
-                retries += 1
-                log.info(
-                    "model.retry",
-                    model=self.label,
-                    error=error.kind,
-                    retry=retries,
-                    delay_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
-                continue
-            latency = time.perf_counter() - started
-            return Completion(
-                text=completion.text,
-                model=self.label,
-                usage=completion.usage,
-                cost_usd=completion.cost_usd,
-                latency_s=latency,
-                retries=retries,
-                finish_reason=completion.finish_reason,
-                tool_calls=completion.tool_calls,
-                raw=completion.raw,
-            )
+        async def once() -> AsyncGenerator[Completion, None]:
+            yield await self._call_once(messages, params)
 
-    async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
-        litellm = import_litellm()
-        kwargs, owned_client = await self._request(messages, params, own_client=False)
-        started = time.perf_counter()
-        try:
-            response = await asyncio.wait_for(
-                litellm.acompletion(**kwargs), self.tier.timeout_s + _WATCHDOG_GRACE_S
-            )
-        except Exception as exc:
-            mapped = map_provider_error(exc, model=self.tier.label)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        finally:
-            if owned_client is not None:
-                await owned_client.close()
-        return self._parse(response, time.perf_counter() - started)
+        final: Completion | None = None
+        async with contextlib.aclosing(self._with_retries(once)) as attempts:
+            async for item in attempts:
+                assert isinstance(item, Completion)  # a plain call yields no pieces
+                final = item
+        assert final is not None
+        return final
 
-    async def stream(
-        self, messages: Sequence[Message], **params: Any
-    ) -> AsyncGenerator[str | Completion, None]:
-        """One streamed chat completion: text deltas as they arrive, then the whole Completion.
-
-        Transient errors are retried per the tier's policy only until the first delta has been
-        yielded; after that a failure raises (the caller has already shown the text). Tool calls,
-        usage and cost are in the final Completion. A local tier streams over a connection of its
-        own, closed afterwards: llama.cpp closes the connection after an event stream, which would
-        otherwise break the next request made on a pooled one.
-        """
-        check_unicode(messages, where="messages")
+    async def _with_retries(
+        self, call: Callable[[], AsyncGenerator[str | ToolCallDelta | Completion, None]]
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """The one retry loop, for plain and streamed calls: run ``call()``, passing its pieces
+        on; on a transient error retry per the tier's policy — but only while no piece has been
+        passed on (the caller has already shown them). Ends with the Completion, its latency
+        and retries counted from the first try."""
         retries = 0
         started = time.perf_counter()
         while True:
@@ -187,13 +143,13 @@ class TierClient:
             final: Completion | None = None
             try:
                 # Closed at once when our caller stops reading, so the connection is released.
-                async with contextlib.aclosing(self._stream_once(messages, params)) as attempt:
+                async with contextlib.aclosing(call()) as attempt:
                     async for item in attempt:
-                        if isinstance(item, str):
+                        if isinstance(item, Completion):
+                            final = item
+                        else:
                             emitted = True
                             yield item
-                        else:
-                            final = item
             except ProviderError as error:
                 delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
                 if emitted or not error.transient or delay is None:
@@ -209,15 +165,54 @@ class TierClient:
                 )
                 await asyncio.sleep(delay)
                 continue
-            assert final is not None  # _stream_once always ends with a Completion
+            assert final is not None  # a call always ends with a Completion
             yield dataclasses.replace(
                 final, latency_s=time.perf_counter() - started, retries=retries
             )
             return
 
+    async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
+        litellm = import_litellm()
+        kwargs, owned_client = await self._request(messages, params, own_client=False)
+        started = time.perf_counter()
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that arrives as the
+            # call completes (Ctrl-C ignored); timeout() never does.
+            async with asyncio.timeout(self.tier.timeout_s + _WATCHDOG_GRACE_S):
+                response = await litellm.acompletion(**kwargs)
+        except Exception as exc:
+            mapped = map_provider_error(exc, model=self.tier.label)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        finally:
+            if owned_client is not None:
+                await owned_client.close()
+        reraise_if_cancelling()  # in case LiteLLM's transport swallowed one
+        return self._parse(response, time.perf_counter() - started)
+
+    async def stream(
+        self, messages: Sequence[Message], **params: Any
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """One streamed chat completion: text deltas (``str``) and tool-call pieces
+        (:class:`~ecocascade.types.ToolCallDelta`) as they arrive, then the whole Completion.
+
+        Transient errors are retried per the tier's policy only until the first delta has been
+        yielded; after that a failure raises (the caller has already shown the text). Tool calls,
+        usage and cost are in the final Completion. A local tier streams over a connection of its
+        own, closed afterwards: llama.cpp closes the connection after an event stream, which would
+        otherwise break the next request made on a pooled one.
+        """
+        check_unicode(messages, where="messages")
+        async with contextlib.aclosing(
+            self._with_retries(lambda: self._stream_once(messages, params))
+        ) as pieces:
+            async for item in pieces:
+                yield item
+
     async def _stream_once(
         self, messages: Sequence[Message], params: dict[str, Any]
-    ) -> AsyncGenerator[str | Completion, None]:
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
         litellm = import_litellm()
         kwargs, owned_client = await self._request(messages, params, own_client=True)
         kwargs.update(stream=True, stream_options={"include_usage": True})
@@ -226,17 +221,21 @@ class TierClient:
         chunks: list[Any] = []
         response: Any = None
         try:
-            response = await asyncio.wait_for(litellm.acompletion(**kwargs), wait_s)
+            async with asyncio.timeout(wait_s):  # not wait_for: see _call_once
+                response = await litellm.acompletion(**kwargs)
             iterator = response.__aiter__()
             while True:
                 try:
-                    chunk = await asyncio.wait_for(anext(iterator), wait_s)
+                    async with asyncio.timeout(wait_s):
+                        chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 chunks.append(chunk)
                 text = _delta_text(chunk)
                 if text:
                     yield text
+                for piece in _tool_call_deltas(chunk):
+                    yield piece
         except Exception as exc:
             mapped = map_provider_error(exc, model=self.tier.label)
             if mapped is None:
@@ -337,6 +336,26 @@ def _delta_text(chunk: Any) -> str:
         return ""
     delta = getattr(choices[0], "delta", None)
     return getattr(delta, "content", None) or ""
+
+
+def _tool_call_deltas(chunk: Any) -> list[ToolCallDelta]:
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return []
+    calls = getattr(getattr(choices[0], "delta", None), "tool_calls", None) or ()
+    pieces = []
+    for position, call in enumerate(calls):
+        function = getattr(call, "function", None)
+        index = getattr(call, "index", None)
+        pieces.append(
+            ToolCallDelta(
+                index=int(index) if index is not None else position,
+                id=getattr(call, "id", None) or None,
+                name=getattr(function, "name", None) or None,
+                arguments=getattr(function, "arguments", None) or "",
+            )
+        )
+    return pieces
 
 
 def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:
