@@ -1,14 +1,19 @@
 """Response cache: hit latency (SQLite, Redis, semantic) and hit / false-hit rates on our pair set.
 
-    .venv/bin/python evals/bench_cache.py [--lookups 2000] [--no-redis]
+    .venv/bin/python evals/bench_cache.py [--lookups 2000] [--no-redis] [--no-gptcache]
 
 1. Exact-hit latency: ``ResponseCache.lookup`` of a cached query, in-process — SQLite file and a
    real ``redis-server`` on loopback (started here). Targets: p50 ≤ 1 ms SQLite, ≤ 2 ms Redis.
 2. Semantic-hit latency: lookup of a paraphrase in a semantic namespace holding 1,000 cached
    queries, including embedding the query. Target p50 ≤ 20 ms.
-3. Quality on ``evals/data/cache_pairs.jsonl`` (26 paraphrases, 32 near-misses, written by us):
-   for several thresholds, with and without the guards, the hit rate on paraphrases and the
-   false-hit rate on near-misses (a false hit serves a wrong answer).
+3. Quality on the **dev** split of ``evals/data/cache_pairs.jsonl`` (written by us; the verifier
+   is fitted on the train split only, by ``evals/fit_cache_verifier.py``): each pair through the
+   real ``ResponseCache`` (store one, look up the other) at several candidate floors, with the
+   verifier and with embeddings alone; and **GPTCache** on the same pairs with the same embedder
+   loaded from disk, its default evaluation and threshold, then stricter thresholds. Printed:
+   paraphrase-hit rate (the cached answer was right to serve) and near-miss false-hit rate (a
+   wrong answer served), plus lookup latency with one cached entry, embedding included. The
+   default setting's train-split rates are printed too (the train/dev gap).
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from ecocascade.cache import ResponseCache
+from ecocascade.cache import AlignmentVerifier, PairDecision, ResponseCache
+from ecocascade.cache.align import embedding_text
 from ecocascade.cache.sqlite_backend import SQLiteBackend
 from ecocascade.store import SentenceTransformerEmbedder
 
 PAIRS = Path(__file__).parent / "data" / "cache_pairs.jsonl"
 FP = "bench-fingerprint"
+DEFAULT_FLOOR = 0.75  # ResponseCache's semantic_threshold default
 
 
 def pct(values: list[float], q: int) -> float:
@@ -58,7 +66,7 @@ async def semantic_latency(embedder: SentenceTransformerEmbedder, workdir: Path)
     stored = [
         f"What is the population of {c} in year {y}?" for c in cities for y in range(1900, 2000)
     ]
-    vectors = await embedder.embed(stored)
+    vectors = await embedder.embed([embedding_text(q) for q in stored])
     now = time.time()
     from ecocascade.cache.base import CacheEntry
 
@@ -82,39 +90,105 @@ async def semantic_latency(embedder: SentenceTransformerEmbedder, workdir: Path)
     return times
 
 
-async def quality(embedder: SentenceTransformerEmbedder) -> list[dict[str, object]]:
-    from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
+class ServeAll:
+    """A verifier that serves every candidate: embeddings alone decide."""
 
-    pairs = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
-    a = await embedder.embed([p["cached"] for p in pairs])
-    b = await embedder.embed([p["query"] for p in pairs])
-    sims = [sum(x * y for x, y in zip(u, v, strict=True)) for u, v in zip(a, b, strict=True)]
-    rows = []
-    for threshold in (0.80, 0.85, 0.90, 0.95):
-        for guarded in (False, True):
-            hits = false_hits = 0
-            false_examples = []
-            for pair, sim in zip(pairs, sims, strict=True):
-                served = sim >= threshold
-                if guarded:
-                    served = served and not is_time_sensitive(pair["query"])
-                    served = served and guard_mismatch(pair["query"], pair["cached"]) is None
-                if served and pair["same_answer"]:
-                    hits += 1
-                elif served:
-                    false_hits += 1
-                    false_examples.append(f"{pair['cached']} → {pair['query']} ({sim:.3f})")
-            n_para = sum(p["same_answer"] for p in pairs)
-            rows.append(
-                {
-                    "threshold": threshold,
-                    "guards": guarded,
-                    "paraphrase_hit_rate": round(hits / n_para, 3),
-                    "near_miss_false_hit_rate": round(false_hits / (len(pairs) - n_para), 3),
-                    "false_hits": false_examples,
-                }
+    async def verify(self, query: str, cached_query: str, similarity: float) -> PairDecision:
+        return PairDecision(True, 1.0)
+
+
+def rates(served: list[bool], pairs: list[dict[str, Any]]) -> dict[str, float]:
+    para = [s for s, p in zip(served, pairs, strict=True) if p["same_answer"]]
+    near = [s for s, p in zip(served, pairs, strict=True) if not p["same_answer"]]
+    return {
+        "paraphrase_hit": round(sum(para) / max(len(para), 1), 3),
+        "near_miss_false_hit": round(sum(near) / max(len(near), 1), 3),
+    }
+
+
+async def ecocascade_quality(
+    embedder: SentenceTransformerEmbedder,
+    pairs: list[dict[str, Any]],
+    workdir: Path,
+    name: str,
+    floors: tuple[float, ...] = (0.70, 0.75, 0.80, 0.85, 0.90, 0.95),
+) -> tuple[list[dict[str, Any]], list[float], list[str]]:
+    """Each pair through the real ``ResponseCache``: store the cached query (its own namespace),
+    look the other one up; at several candidate floors, with the default verifier and without."""
+    backend = SQLiteBackend(workdir / f"quality-{name}.sqlite3")
+    writer = ResponseCache(backend, semantic_namespaces={"*"}, embedder=embedder)
+    for i, pair in enumerate(pairs):
+        await writer.store(
+            pair["cached"], namespace=f"p{i}", fingerprint=FP, answer="A", model="m", tier=0
+        )
+    rows, latencies, false_hits = [], [], []
+    for floor in floors:
+        for verified in (True, False):
+            cache = ResponseCache(
+                backend,
+                semantic_namespaces={"*"},
+                semantic_threshold=floor,
+                embedder=embedder,
+                verifier=None if verified else ServeAll(),
             )
-    return rows
+            served = []
+            for i, pair in enumerate(pairs):
+                t0 = time.perf_counter()
+                hit, _ = await cache.lookup(pair["query"], namespace=f"p{i}", fingerprint=FP)
+                if verified and floor == floors[0]:  # the first lookup of each query
+                    latencies.append(time.perf_counter() - t0)
+                if verified and floor == DEFAULT_FLOOR and hit and not pair["same_answer"]:
+                    false_hits.append(f"{pair['cached']} → {pair['query']}")
+                served.append(hit is not None)
+            rows.append({"floor": floor, "verifier": verified, **rates(served, pairs)})
+    return rows, latencies, false_hits
+
+
+def gptcache_quality(
+    pairs: list[dict[str, Any]], workdir: Path
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """GPTCache 0.1.x on the same pairs: the same all-MiniLM-L6-v2 loaded from disk (its ``SBERT``
+    embedding), SQLite + faiss storage, its ``SearchDistanceEvaluation`` and ``Config`` defaults
+    (similarity_threshold 0.8 — on unit vectors that serves cosine ≥ 0.6), then stricter ones."""
+    from gptcache import Cache, Config
+    from gptcache.adapter.api import get, put
+    from gptcache.embedding import SBERT
+    from gptcache.manager import CacheBase, VectorBase, get_data_manager
+    from gptcache.processor.pre import get_prompt
+    from gptcache.similarity_evaluation import SearchDistanceEvaluation
+
+    from ecocascade.store.embedders import _default_model_path
+
+    sbert = SBERT(_default_model_path())
+    thresholds = (0.8, 0.9, 0.95, 0.975)
+    served: dict[float, list[bool]] = {t: [] for t in thresholds}
+    latencies = []
+    for i, pair in enumerate(pairs):
+        folder = workdir / f"gptcache-{i}"
+        folder.mkdir()
+        cache = Cache()
+        cache.init(
+            pre_embedding_func=get_prompt,
+            embedding_func=sbert.to_embeddings,
+            data_manager=get_data_manager(
+                CacheBase("sqlite", sql_url=f"sqlite:///{folder / 'cache.db'}"),
+                VectorBase(
+                    "faiss", dimension=sbert.dimension, index_path=str(folder / "faiss.index")
+                ),
+            ),
+            similarity_evaluation=SearchDistanceEvaluation(),
+            config=Config(),
+        )
+        put(pair["cached"], "A", cache_obj=cache)
+        for t in thresholds:
+            cache.config.similarity_threshold = t
+            t0 = time.perf_counter()
+            served[t].append(get(pair["query"], cache_obj=cache) is not None)
+            if t == 0.8:
+                latencies.append(time.perf_counter() - t0)
+        cache.data_manager.close()
+    rows = [{"similarity_threshold": t, **rates(served[t], pairs)} for t in thresholds]
+    return rows, latencies
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -143,6 +217,8 @@ async def main_async(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-cache-"))
     embedder = SentenceTransformerEmbedder()
     await embedder.embed(["warm up"])
+    # load the lemma dictionary and word frequencies once, as a long-running process has them
+    AlignmentVerifier.default().decide("What is the warmest month?", "Which month is warm?", 0.9)
     results: dict[str, object] = {}
     try:
         sqlite_cache = ResponseCache(SQLiteBackend(workdir / "exact.sqlite3"))
@@ -167,15 +243,48 @@ async def main_async(args: argparse.Namespace) -> None:
         results["semantic_hit_ms_1000_entries"] = {
             "p50": round(pct(t, 50) * 1e3, 2), "p95": round(pct(t, 95) * 1e3, 2)
         }  # fmt: skip
-        results["quality"] = await quality(embedder)
+        pairs = [json.loads(line) for line in PAIRS.read_text("utf-8").splitlines() if line]
+        dev = [p for p in pairs if p["split"] == "dev"]
+        train = [p for p in pairs if p["split"] == "train"]
+        ours, ours_ms, ours_false = await ecocascade_quality(embedder, dev, workdir, "dev")
+        train_rows, _, _ = await ecocascade_quality(
+            embedder, train, workdir, "train", floors=(DEFAULT_FLOOR,)
+        )
+        results["pairs"] = {
+            "dev_paraphrases": sum(p["same_answer"] for p in dev),
+            "dev_near_misses": sum(not p["same_answer"] for p in dev),
+        }
+        results["ecocascade_dev"] = ours
+        results["ecocascade_train_default"] = [
+            r for r in train_rows if r["floor"] == DEFAULT_FLOOR and r["verifier"]
+        ]
+        results["ecocascade_dev_false_hits"] = ours_false
+        results["ecocascade_lookup_ms_one_candidate"] = {
+            "p50": round(pct(ours_ms, 50) * 1e3, 2), "p95": round(pct(ours_ms, 95) * 1e3, 2)
+        }  # fmt: skip
+        if not args.no_gptcache:
+            theirs, theirs_ms = gptcache_quality(dev, workdir)
+            results["gptcache_dev"] = theirs
+            results["gptcache_lookup_ms_one_entry"] = {
+                "p50": round(pct(theirs_ms, 50) * 1e3, 2), "p95": round(pct(theirs_ms, 95) * 1e3, 2)
+            }  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(results, indent=1))
-    print("\nthreshold guards paraphrase-hit near-miss-false-hit")
-    for row in results["quality"]:  # type: ignore[union-attr]
+    print(json.dumps(results, indent=1, ensure_ascii=False))
+    print(f"\ndev split of {PAIRS.name}: {results['pairs']}")
+    print("system                       setting           paraphrase-hit  near-miss-false-hit")
+    for row in results["ecocascade_dev"]:  # type: ignore[attr-defined]
+        name = "ecocascade" + (" (verifier)" if row["verifier"] else " (embeddings only)")
+        mark = " *default*" if row["verifier"] and row["floor"] == DEFAULT_FLOOR else ""
         print(
-            f"{row['threshold']:9.2f} {'on ' if row['guards'] else 'off'}"
-            f" {row['paraphrase_hit_rate']:14.3f} {row['near_miss_false_hit_rate']:20.3f}"
+            f"{name:28s} floor {row['floor']:.2f}      {row['paraphrase_hit']:14.3f}"
+            f" {row['near_miss_false_hit']:20.3f}{mark}"
+        )
+    for row in results.get("gptcache_dev", []):  # type: ignore[attr-defined]
+        mark = " *default*" if row["similarity_threshold"] == 0.8 else ""
+        print(
+            f"{'GPTCache (search distance)':28s} threshold {row['similarity_threshold']:.3f}"
+            f" {row['paraphrase_hit']:14.3f} {row['near_miss_false_hit']:20.3f}{mark}"
         )
 
 
@@ -183,6 +292,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lookups", type=int, default=2000)
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--no-gptcache", action="store_true")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -34,7 +34,7 @@ compile() {
 
 # The bench lock first, the main lock within it: the two never pin a shared package apart, so
 # the benchmarks measure the versions the tests ran (the bench extra may hold pins back).
-compile --extra test --extra bench --output-file scripts/requirements-bench.lock "$@"
-compile --extra test --constraint scripts/requirements-bench.lock \
+compile --extra test --extra compress --extra bench --output-file scripts/requirements-bench.lock "$@"
+compile --extra test --extra compress --constraint scripts/requirements-bench.lock \
   --output-file scripts/requirements.lock "$@"
 echo "lock: wrote scripts/requirements.lock and scripts/requirements-bench.lock" >&2

@@ -29,7 +29,8 @@ from ecocascade import (
     Tier,
 )
 from ecocascade.cache import CacheEntry, ResponseCache
-from ecocascade.cache.guards import guard_mismatch, is_time_sensitive, salient_tokens
+from ecocascade.cache.align import embedding_text
+from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 from ecocascade.cache.sqlite_backend import SQLiteBackend
 from ecocascade.cli import main
 from ecocascade.testing import FakeLLMServer, Reply
@@ -37,14 +38,16 @@ from ecocascade.testing import FakeLLMServer, Reply
 FAST = RetryPolicy(max_retries=0, base_delay_s=0.01)
 CHEAP = Price(input_per_mtok=1.0, output_per_mtok=2.0)
 QUESTION = "What is the capital of France?"
-# Measured with all-MiniLM-L6-v2: cosine 0.9416, and the guard finds nothing to tell them apart.
-PARAPHRASE = "Which city is the capital of France?"
-PARAPHRASE_SIMILARITY = 0.9416
+# Measured with all-MiniLM-L6-v2: cosine 0.9461, and the verifier finds nothing to tell them apart
+# ("tell me" only asks for the answer).
+PARAPHRASE = "Tell me the capital of France."
+PARAPHRASE_SIMILARITY = 0.9461
 EMBEDDER = SentenceTransformerEmbedder()  # the model is loaded once per process, on first use
 
 
 def similarity(a: str, b: str) -> float:
-    va, vb = EMBEDDER.embed_sync([a, b])
+    """Cosine of what the cache embeds for ``a`` and ``b`` (number words as digits)."""
+    va, vb = EMBEDDER.embed_sync([embedding_text(a), embedding_text(b)])
     return sum(x * y for x, y in zip(va, vb, strict=True))
 
 
@@ -100,8 +103,8 @@ def invoke(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, st
 
 @pytest.mark.parametrize(
     "repeat",
-    [QUESTION, "  what is the CAPITAL of   france ", "What is the capital of France"],
-    ids=["same", "case-and-whitespace", "no-question-mark"],
+    [QUESTION, "  What is the capital of \t  France?\n", "What is the capital of France?"],
+    ids=["same", "whitespace", "nfc"],
 )
 async def test_a_repeated_query_is_served_from_the_cache_for_free_without_calling_a_model(
     server: FakeLLMServer, make_cache: Callable[..., ResponseCache], repeat: str
@@ -124,6 +127,56 @@ async def test_a_repeated_query_is_served_from_the_cache_for_free_without_callin
     assert len(hits) == 1 and hits[0]["kind"] == "exact" and hits[0]["model"] == "openai/small"
     assert hits[0]["log_level"] == "info"
     assert not any(e["event"].startswith("cascade.") for e in events)
+
+
+@pytest.mark.parametrize(
+    ("cached", "query"),
+    [
+        ("Compute 5!", "Compute 5"),
+        ("What is the capital of France?", "What is the capital of France"),
+        ("Is it a US issue?", "Is it a us issue?"),
+        ("Who is Bill Gates?", "Who is bill gates?"),
+        ("WHAT IS NaN?", "what is nan?"),
+        ("Apple stock split", "apple stock split"),
+    ],
+)
+async def test_case_and_punctuation_are_meaning_so_they_get_separate_exact_entries(
+    make_cache: Callable[..., ResponseCache], cached: str, query: str
+) -> None:
+    cache = make_cache()
+    await cache.store(cached, namespace="n", fingerprint="fp", answer="A1", model="m", tier=0)
+    await cache.store(query, namespace="n", fingerprint="fp", answer="A2", model="m", tier=0)
+    one, _ = await cache.lookup(cached, namespace="n", fingerprint="fp")
+    two, _ = await cache.lookup(query, namespace="n", fingerprint="fp")
+    assert one is not None and two is not None
+    assert (one.answer, two.answer) == ("A1", "A2")
+    assert cache.key(cached, "n", "fp") != cache.key(query, "n", "fp")
+
+
+async def test_twenty_case_only_variants_never_get_each_others_answers(
+    make_cache: Callable[..., ResponseCache],
+) -> None:
+    cache = make_cache()
+    base = "what is the capital of france"
+    one_upper = [base[:i] + base[i].upper() + base[i + 1 :] for i, c in enumerate(base) if c != " "]
+    variants = [base, base.upper(), base.title(), *one_upper[:17]]
+    assert len(set(variants)) == 20
+    for i, v in enumerate(variants):
+        await cache.store(v, namespace="n", fingerprint="fp", answer=str(i), model=None, tier=0)
+    for i, v in enumerate(variants):
+        hit, _ = await cache.lookup(v, namespace="n", fingerprint="fp")
+        assert hit is not None and hit.answer == str(i) and hit.kind == "exact"
+
+
+async def test_unicode_composition_and_whitespace_do_not_change_the_exact_key(
+    make_cache: Callable[..., ResponseCache],
+) -> None:
+    cache = make_cache()
+    composed, decomposed = "Où est le café ?", "Ou\u0300 est le cafe\u0301 ?"
+    assert composed != decomposed
+    await cache.store(composed, namespace="n", fingerprint="fp", answer="A", model=None, tier=0)
+    hit, _ = await cache.lookup(f"  {decomposed}\n", namespace="n", fingerprint="fp")
+    assert hit is not None and hit.kind == "exact" and hit.answer == "A"
 
 
 async def test_an_unresolved_query_is_not_cached_and_the_next_run_asks_the_models_again(
@@ -297,11 +350,25 @@ async def test_a_paraphrase_is_a_semantic_hit_in_an_opted_in_namespace(
         result = await cascade.run(PARAPHRASE)
 
     assert result.cache_hit and result.cache is not None and result.cache.kind == "semantic"
-    assert result.cache.similarity >= 0.9
+    assert result.cache.similarity >= 0.75
     assert result.cache.similarity == pytest.approx(PARAPHRASE_SIMILARITY, abs=0.005)
     assert result.cache.cached_query == QUESTION and result.answer == "Paris"
     assert result.cost_usd == 0.0 and len(server.requests) == 1
     assert [e["kind"] for e in events if e["event"] == "cache.hit"] == ["semantic"]
+
+
+async def test_a_refused_candidate_is_logged_as_cache_miss_with_the_verifiers_reason(
+    server: FakeLLMServer, make_cache: Callable[..., ResponseCache]
+) -> None:
+    server.always("small", "Paris")
+    cascade = paris_cascade(server, make_cache(semantic_namespaces={"default"}))
+    await cascade.run("How do I copy photos from my camera to my laptop?")
+    with capture_logs() as events:
+        result = await cascade.run("How do I copy photos from my laptop to my camera?")
+
+    assert not result.cache_hit and len(server.requests) == 2
+    (miss,) = [e for e in events if e["event"] == "cache.miss"]
+    assert miss["refused"].startswith("similar (") and "roles changed" in miss["refused"]
 
 
 async def test_without_the_opt_in_a_paraphrase_is_a_miss(
@@ -316,42 +383,52 @@ async def test_without_the_opt_in_a_paraphrase_is_a_miss(
     assert await cache.backend.candidates("default", cascade.fingerprint) == []  # no vectors
 
 
-# (cached query, new query, time_sensitive override, the refusal it must give).
+# (cached query, new query, time_sensitive override, what the refusal must name).
 # Similarities measured with all-MiniLM-L6-v2 are in the comments.
 NEAR_MISSES = [
     ("What is the weather in Paris?", "What is the weather in London?", None, "time-sensitive"),
-    ("What is the weather in Paris?", "What is the weather in London?", False, "entities"),  # .729
-    ("What is the capital of Austria?", "What is the capital of Australia?", None, "entities"),
+    ("What is the weather in Paris?", "What is the weather in London?", False,
+     "words ['london'] vs ['paris']"),  # .729
+    ("What is the capital of Austria?", "What is the capital of Australia?", None,
+     "words ['australia'] vs ['austria']"),
     ("Can I deduct home office expenses?", "Can I not deduct home office expenses?", None,
-     "negation"),  # .979
+     "negation differs"),  # .979
     ("Can I deduct home office expenses?", "Can't I deduct home office expenses?", None,
-     "negation"),  # .973
-    ("What is 15% of 200?", "What is 25% of 200?", None, "numbers"),  # .813
+     "negation differs"),  # .973
+    ("What is 15% of 200?", "What is 25% of 200?", None, "numbers differ"),  # .813
     ("Who was the president of France in 1990?", "Who was the president of France in 1995?",
-     None, "numbers"),  # .875
-    ("Who was the president of France in 1990?", "Who was the president of France in 1991?",
-     None, "numbers"),  # .919
+     None, "numbers differ"),  # .875
+    ("How many days are in 3 weeks?", "How many days are in four weeks?", None,
+     "numbers differ: ['4'] vs ['3']"),
     ("What's the weather in Paris today?", "What is the weather in Paris today?", None,
      "time-sensitive"),  # .990
     (QUESTION, "What is the capital of France today?", None, "time-sensitive"),  # .942
-    ("Who is the current president of France?", "Who is the president of France now?", None,
-     "time-sensitive"),  # .973
     ("What is the price of bitcoin today?", "What is the price of bitcoin?", None,
      "time-sensitive"),  # .930
-    # Order swaps: the same salient tokens, so only their order tells them apart.
-    ("Convert 10 USD to EUR", "Convert 10 EUR to USD", None, "entities"),  # .979
-    ("Flights from Paris to London", "Flights from London to Paris", None, "entities"),  # .998
+    # Reversals: the same words, so only order and roles tell them apart.
+    ("Convert 10 USD to EUR", "Convert 10 EUR to USD", None, "roles changed"),  # .979
+    ("Flights from Paris to London", "Flights from London to Paris", None, "roles changed"),
+    ("Is a whale a mammal?", "Is a mammal a whale?", None, "order swapped"),
+    ("Who did Brazil beat in the final?", "Who beat Brazil in the final?", None, "roles changed"),
+    ("Which teams won the cup in 2011?", "Which teams have won the cup since 2011?", None,
+     "roles changed: 2011 since→in"),
+    ("Sort a list of numbers in ascending order", "Sort a list of numbers in descending order",
+     None, "words ['descend'] vs ['ascend']"),
+    ("List the planets of the solar system.", "List the planets of the solar system except Earth.",
+     None, "only one says ['except']"),
+    ("Give me a synonym for happy.", "Give me several synonyms for happy.", None,
+     "only one says ['several']"),
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("threshold", [0.9, 0.6], ids=["default-threshold", "permissive"])
-@pytest.mark.parametrize(("cached", "query", "time_sensitive", "guard"), NEAR_MISSES)
-async def test_a_near_miss_never_gets_a_semantic_hit_and_the_refusal_names_the_guard(
+@pytest.mark.parametrize("threshold", [0.75, 0.5], ids=["default-floor", "permissive"])
+@pytest.mark.parametrize(("cached", "query", "time_sensitive", "reason"), NEAR_MISSES)
+async def test_a_near_miss_gets_no_semantic_hit_and_the_refusal_says_why(
     make_cache: Callable[..., ResponseCache],
     cached: str,
     query: str,
     time_sensitive: bool | None,
-    guard: str,
+    reason: str,
     threshold: float,
 ) -> None:
     cache = make_cache(semantic_namespaces={"default"}, semantic_threshold=threshold)
@@ -364,13 +441,13 @@ async def test_a_near_miss_never_gets_a_semantic_hit_and_the_refusal_names_the_g
     )
 
     assert hit is None
-    if guard == "time-sensitive":
+    if reason == "time-sensitive":
         assert refused == "time-sensitive query: no semantic reuse"
     elif similarity(cached, query) >= threshold:
         assert refused is not None and refused.startswith("similar (")
-        assert f"but {guard} differ" in refused
+        assert reason in refused
     else:
-        assert refused is None  # not similar enough to need the guard
+        assert refused is None  # not similar enough to be a candidate
 
 
 @pytest.mark.parametrize(
@@ -395,45 +472,22 @@ async def test_a_negating_prefix_is_not_a_semantic_hit(
 
 
 @pytest.mark.parametrize(
-    ("query", "kind", "tokens"),
-    [
-        ("What is 15% of 1,200 in 2024?", "numbers", {"15", "1200", "2024"}),
-        ("How many days are in two weeks?", "numbers", {"two"}),
-        ("What is the weather in Paris and NYC?", "entities", {"paris", "nyc"}),
-        ("What is the capital of France?", "entities", {"france"}),
-    ],
-)
-def test_salient_tokens_finds_numbers_and_entities(query: str, kind: str, tokens: set[str]) -> None:
-    assert set(salient_tokens(query)[kind]) == tokens
-
-
-@pytest.mark.parametrize(
-    ("query", "negated"),
-    [
-        ("Can I not deduct it?", True),
-        ("Why doesn’t it work?", True),
-        ("I never said that", True),
-        ("How do I reverse a list?", False),
-    ],
-)
-def test_salient_tokens_marks_a_negated_query(query: str, negated: bool) -> None:
-    assert bool(salient_tokens(query)["negation"]) is negated
-
-
-@pytest.mark.parametrize(
     ("query", "cached", "expected"),
     [
-        ("What is the weather in London?", "What is the weather in Paris?", "entities differ"),
-        ("Can I not deduct it?", "Can I deduct it?", "negation differ"),
+        ("What is the weather in London?", "What is the weather in Paris?", "words"),
+        ("Can I not deduct it?", "Can I deduct it?", "negation differs"),
         ("What is 25% of 200?", "What is 15% of 200?", "numbers differ"),
-        ("Which city is the capital of France?", "What is the capital of France?", None),
+        ("Tell me the capital of France.", "What is the capital of France?", None),
         ("how do i reverse a list?", "How can I reverse a list?", None),
+        ("capital of japan?", "What is the capital of Japan?", None),
+        ("I'm curious: how tall is the Eiffel Tower?", "How tall is the Eiffel Tower?", None),
+        ("What is forty-two divided by six?", "What is 42 divided by 6?", None),
     ],
 )
 def test_guard_mismatch_names_what_differs_or_lets_a_true_paraphrase_through(
     query: str, cached: str, expected: str | None
 ) -> None:
-    mismatch = guard_mismatch(query, cached)
+    mismatch = guard_mismatch(query, cached, similarity(query, cached))
     assert mismatch is None if expected is None else expected in (mismatch or "")
 
 
@@ -470,7 +524,7 @@ async def test_invalidating_a_query_drops_only_its_entry(
 ) -> None:
     cache = make_cache()
     await _fill(cache, ("q1", "a"), ("q2", "a"), ("q1", "b"))
-    assert await cache.invalidate("Q1?", namespace="a", fingerprint="fp") == 1
+    assert await cache.invalidate(" q1\n", namespace="a", fingerprint="fp") == 1
     assert await cache.invalidate("q1", namespace="a", fingerprint="other") == 0
     assert (await cache.lookup("q1", namespace="a", fingerprint="fp"))[0] is None
     assert (await cache.lookup("q2", namespace="a", fingerprint="fp"))[0] is not None

@@ -45,7 +45,9 @@ def declared(*extras: str) -> list[Requirement]:
 
 
 @pytest.mark.parametrize(
-    ("lock", "extras"), [(MAIN, ("test",)), (BENCH, ("test", "bench"))], ids=["main", "bench"]
+    ("lock", "extras"),
+    [(MAIN, ("test", "compress")), (BENCH, ("test", "compress", "bench"))],
+    ids=["main", "bench"],
 )
 def test_every_declared_dependency_is_pinned_within_its_range(
     lock: Path, extras: tuple[str, ...]

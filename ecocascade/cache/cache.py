@@ -1,12 +1,14 @@
 """The response cache: a repeated question costs nothing; a different one never gets another's.
 
-- **Exact**: key = hash(cascade fingerprint, namespace, normalised query). The fingerprint covers
-  everything that can change the answer (ladder, params, judge, demonstration settings, system
-  prompt), so changing any of them misses instead of serving a stale answer.
-- **Semantic** (opt-in per namespace): a query whose embedding has cosine similarity ≥
-  ``semantic_threshold`` with a cached query of the same namespace and fingerprint reuses its
-  answer — only if both agree on numbers, named entities and negation, and never for
-  time-sensitive queries (see :mod:`ecocascade.cache.guards`).
+- **Exact**: key = hash(cascade fingerprint, namespace, query with only what cannot change its
+  meaning normalised: Unicode NFC and whitespace — case and punctuation are kept, "Compute 5!"
+  is not "Compute 5"). The fingerprint covers everything that can change the answer (ladder,
+  params, judge, demonstration settings, system prompt), so changing any of them misses instead
+  of serving a stale answer.
+- **Semantic** (opt-in per namespace), two stages: cached queries of the same namespace and
+  fingerprint whose embedding has cosine similarity ≥ ``semantic_threshold`` are *candidates*;
+  a **verifier** (:mod:`ecocascade.cache.verifier`) then decides whether a candidate's answer
+  answers this query. Never for time-sensitive queries (:mod:`ecocascade.cache.guards`).
 - Only accepted answers are stored, each with a TTL: ``ttl_s`` (7 days), per namespace
   ``namespace_ttl_s``, and at most ``time_sensitive_ttl_s`` (1 hour) for time-sensitive queries.
 """
@@ -22,10 +24,13 @@ from typing import Any, Literal
 
 import structlog
 
+from ecocascade.cache.align import embedding_text
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
-from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
+from ecocascade.cache.guards import is_time_sensitive
+from ecocascade.cache.keys import exact_key_text
+from ecocascade.cache.verifier import AlignmentVerifier, PairVerifier
 from ecocascade.exceptions import ConfigError
-from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, mask_secrets_in, normalise_query
+from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, mask_secrets_in
 from ecocascade.types import Embedder
 
 __all__ = ["ResponseCache", "open_backend"]
@@ -61,9 +66,11 @@ class ResponseCache:
         namespace_ttl_s: Mapping[str, float] | None = None,
         time_sensitive_ttl_s: float = 3600.0,
         semantic_namespaces: Collection[str] = (),
-        semantic_threshold: float = 0.9,
+        semantic_threshold: float = 0.75,
         embedder: Embedder | None = None,
         max_query_chars: int = MAX_STORED_QUERY_CHARS,
+        verifier: PairVerifier | None = None,
+        max_candidates: int = 5,
     ) -> None:
         if not isinstance(max_query_chars, int) or max_query_chars < 1:
             raise ConfigError(
@@ -84,9 +91,13 @@ class ResponseCache:
         self.namespace_ttl_s = dict(namespace_ttl_s or {})
         self.time_sensitive_ttl_s = time_sensitive_ttl_s
         self.semantic_namespaces = frozenset(semantic_namespaces)
+        if max_candidates < 1:
+            raise ConfigError(f"must be ≥ 1, got {max_candidates}", where="cache.max_candidates")
         self.semantic_threshold = semantic_threshold
         self.max_query_chars = max_query_chars
+        self.max_candidates = max_candidates
         self._embedder = embedder
+        self._verifier = verifier
 
     @property
     def location(self) -> str:
@@ -101,12 +112,18 @@ class ResponseCache:
             self._embedder = default_embedder()
         return self._embedder
 
+    @property
+    def verifier(self) -> PairVerifier:
+        if self._verifier is None:
+            self._verifier = AlignmentVerifier.default()
+        return self._verifier
+
     def semantic(self, namespace: str) -> bool:
         return namespace in self.semantic_namespaces or "*" in self.semantic_namespaces
 
     @staticmethod
     def key(query: str, namespace: str, fingerprint: str) -> str:
-        raw = f"{fingerprint}\0{namespace}\0{normalise_query(query)}"
+        raw = f"{fingerprint}\0{namespace}\0{exact_key_text(query)}"
         return hashlib.sha256(raw.encode()).hexdigest()[:40]
 
     async def lookup(
@@ -133,19 +150,19 @@ class ResponseCache:
             return None, None
         import numpy as np
 
-        (vector,) = await self.embedder.embed([query])
+        (vector,) = await self.embedder.embed([embedding_text(query)])
         matrix = np.stack([np.asarray(c.vector, dtype=np.float32) for c in candidates])
         similarities = matrix @ np.asarray(vector, dtype=np.float32)  # vectors are unit length
         scored = sorted(zip(similarities.tolist(), candidates, strict=True), key=lambda p: -p[0])
         refused: str | None = None
-        for similarity, candidate in scored:
+        for similarity, candidate in scored[: self.max_candidates]:
             if similarity < self.semantic_threshold:
                 break
-            mismatch = guard_mismatch(query, candidate.query)
-            if mismatch is None:
+            decision = await self.verifier.verify(query, candidate.query, similarity)
+            if decision.same:
                 await self.backend.record_hit(candidate.key)
                 return self._hit("semantic", candidate, similarity, now), None
-            refused = refused or f"similar ({similarity:.3f}) but {mismatch}"
+            refused = refused or f"similar ({similarity:.3f}) but {decision.reason}"
         return None, refused
 
     async def store(
@@ -171,7 +188,7 @@ class ResponseCache:
             return None
         vector = None
         if semantic and self.semantic(namespace):
-            (vector,) = await self.embedder.embed([mask_secrets(query)])
+            (vector,) = await self.embedder.embed([embedding_text(mask_secrets(query))])
         return await self.put(
             self.key(query, namespace, fingerprint),
             query=query,

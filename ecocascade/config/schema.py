@@ -336,7 +336,7 @@ class CacheSpec(_Strict):
     namespace_ttl_s: dict[str, PositiveFloat] = Field(default_factory=dict)
     time_sensitive_ttl_s: PositiveFloat = 3600.0
     semantic_namespaces: list[str] = Field(default_factory=list)
-    semantic_threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.9
+    semantic_threshold: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.75
 
     def open_cache(self) -> ResponseCache | None:
         if not self.enabled:
