@@ -1,0 +1,1 @@
+"""``ecocascade serve``: the OpenAI-compatible gateway (see the README, "Use it from any app")."""

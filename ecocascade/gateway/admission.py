@@ -1,0 +1,220 @@
+"""Admission of a request: who is calling, may they use this cascade, are they within their rate
+limit and budget — answered before any model is called, as an OpenAI-style error when not.
+
+=====  ==========================  ==========================================================
+HTTP   ``error.code``              when
+=====  ==========================  ==========================================================
+401    ``invalid_api_key``         no ``Authorization: Bearer`` key, or an unknown one
+403    ``cascade_not_allowed``     the key's ``cascades`` do not include this one
+403    ``budget_unenforceable``    a budgeted key, but the cascade's cost cannot be estimated
+429    ``rate_limit_exceeded``     over ``rate_limit`` (with ``Retry-After``)
+429    ``budget_exceeded``         spent + reserved + this request's estimate > the budget
+503    ``limits_unavailable``      the budget/rate store (Redis) did not answer: fail closed
+=====  ==========================  ==========================================================
+
+``admit`` returns a :class:`Reservation` (to :meth:`Admission.settle` with the real cost after
+the call, success or not) or a :class:`Refusal` (``status``, ``body()``, ``headers()``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from ecocascade.gateway.keys import KeyPolicy, KeyRing
+from ecocascade.gateway.limits import Hold, Limits, MemoryLimits, period_bounds
+
+__all__ = ["Admission", "Refusal", "Reservation"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An OpenAI-style error answer: HTTP ``status`` with ``{"error": {...}}``."""
+
+    status: int
+    type: str
+    code: str
+    message: str
+    param: str | None = None
+    retry_after_s: float | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after_s is None:
+            return {}
+        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.499)))}
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """An admitted request. ``key`` is ``None`` on an open gateway; ``hold`` is ``None`` for a
+    key without a budget."""
+
+    key: KeyPolicy | None
+    cascade: str
+    estimate_usd: float
+    hold: Hold | None = None
+
+    def namespace(self, base: str) -> str:
+        """The cache or solutions namespace ``base`` as this request must see it."""
+        return base if self.key is None else self.key.scoped(base)
+
+
+class Admission:
+    """Keys + limits. ``hold_s``: how long a reservation survives an unsettled request (a
+    replica that dies mid-call frees its reservation after this long)."""
+
+    def __init__(
+        self, keys: KeyRing | None = None, limits: Limits | None = None, *, hold_s: float = 300.0
+    ) -> None:
+        self.keys = keys or KeyRing()
+        self.limits: Limits = limits or MemoryLimits()
+        self.hold_s = hold_s
+
+    def authenticate(self, api_key: str | None) -> KeyPolicy | Refusal | None:
+        """The caller's policy (``None`` on an open gateway), or a 401."""
+        if self.keys.open:
+            return None
+        policy = self.keys.lookup(api_key) if api_key else None
+        if policy is None:
+            message = (
+                "Incorrect API key provided."
+                if api_key
+                else "Missing API key: send it as 'Authorization: Bearer <key>'."
+            )
+            return Refusal(401, "invalid_request_error", "invalid_api_key", message)
+        return policy
+
+    async def admit(
+        self,
+        api_key: str | None,
+        cascade: str,
+        estimate_usd: float | None,
+        *,
+        now: float | None = None,
+    ) -> Reservation | Refusal:
+        policy = self.authenticate(api_key)
+        if isinstance(policy, Refusal):
+            return policy
+        estimate = max(0.0, estimate_usd or 0.0)
+        if policy is None:
+            return Reservation(None, cascade, estimate)
+        if not policy.allows(cascade):
+            return Refusal(
+                403,
+                "permission_error",
+                "cascade_not_allowed",
+                f"key {policy.id!r} may not use cascade {cascade!r} "
+                f"(allowed: {', '.join(sorted(policy.cascades))})",
+                param="model",
+            )
+        try:
+            if policy.rate_requests is not None:
+                decision = await self.limits.hit(
+                    policy.id, requests=policy.rate_requests, window_s=policy.rate_window_s
+                )
+                if not decision.allowed:
+                    log.info("gateway.rate_limited", key=policy.id, cascade=cascade)
+                    return Refusal(
+                        429,
+                        "rate_limit_error",
+                        "rate_limit_exceeded",
+                        f"key {policy.id!r}: rate limit of {policy.rate_requests} requests per "
+                        f"{policy.rate_window_s:g} s reached; retry in "
+                        f"{decision.retry_after_s:.1f} s",
+                        retry_after_s=decision.retry_after_s,
+                    )
+            if policy.budget_usd is None:
+                return Reservation(policy, cascade, estimate)
+            if estimate_usd is None:
+                return Refusal(
+                    403,
+                    "permission_error",
+                    "budget_unenforceable",
+                    f"key {policy.id!r} has a budget, but cascade {cascade!r} has tiers "
+                    "without a price, so its cost cannot be reserved",
+                    param="model",
+                )
+            period, ends = period_bounds(policy.period, now)
+            hold, usage = await self.limits.reserve(
+                policy.id,
+                period,
+                budget_usd=policy.budget_usd,
+                estimate_usd=estimate,
+                hold_s=self.hold_s,
+            )
+        except Exception as error:
+            if not _is_store_error(error):
+                raise
+            log.warning("gateway.limits_unavailable", key=policy.id, error=type(error).__name__)
+            return Refusal(
+                503,
+                "api_error",
+                "limits_unavailable",
+                "the budget and rate-limit store is unavailable; try again shortly",
+                retry_after_s=1.0,
+            )
+        if hold is None:
+            log.info("gateway.budget_exceeded", key=policy.id, cascade=cascade, period=period)
+            resets = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%MZ")
+            return Refusal(
+                429,
+                "insufficient_quota",
+                "budget_exceeded",
+                f"key {policy.id!r}: {'daily' if policy.period == 'day' else 'monthly'} budget "
+                f"of ${policy.budget_usd:.2f} reached (spent ${usage.spent_usd:.4f}, reserved "
+                f"${usage.reserved_usd:.4f}, this request needs up to ${estimate:.4f}); "
+                f"resets {resets}",
+            )
+        return Reservation(policy, cascade, estimate, hold)
+
+    async def settle(self, reservation: Reservation, actual_usd: float | None) -> None:
+        """Release the reservation and count what the request really cost (``None``: unknown,
+        counted as the estimate). Safe to call for unbudgeted reservations (does nothing)."""
+        if reservation.hold is None:
+            return
+        cost = reservation.estimate_usd if actual_usd is None else max(0.0, actual_usd)
+        await self.limits.settle(reservation.hold, cost)
+
+    async def budgets(self, now: float | None = None) -> list[dict[str, Any]]:
+        """Each budgeted key's current period: spent, reserved, budget (for the dashboard)."""
+        rows: list[dict[str, Any]] = []
+        for policy in self.keys.policies.values():
+            if policy.budget_usd is None:
+                continue
+            period, ends = period_bounds(policy.period, now)
+            usage = await self.limits.usage(policy.id, period)
+            rows.append(
+                {
+                    "key": policy.id,
+                    "period": period,
+                    "budget_usd": policy.budget_usd,
+                    "spent_usd": usage.spent_usd,
+                    "reserved_usd": usage.reserved_usd,
+                    "resets_in_s": max(0.0, ends - (time.time() if now is None else now)),
+                }
+            )
+        return rows
+
+
+def _is_store_error(error: Exception) -> bool:
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return isinstance(error, (ConnectionError, TimeoutError))
+    return isinstance(error, (RedisError, ConnectionError, TimeoutError, OSError))
