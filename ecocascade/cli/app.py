@@ -10,6 +10,7 @@ import typer
 
 from ecocascade.cli.bench import bench_app, tune
 from ecocascade.cli.eval import eval_command
+from ecocascade.cli.serve import serve
 from ecocascade.cli.solutions import solutions_app
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ app.command("eval")(eval_command)
 app.add_typer(solutions_app, name="solutions")
 app.command("tune")(tune)
 app.add_typer(bench_app, name="bench")
+app.command("serve")(serve)
 
 cache_app = typer.Typer(
     help="The response cache: stats, clear, purge-expired.", no_args_is_help=True

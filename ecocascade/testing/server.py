@@ -192,6 +192,7 @@ class FakeLLMServer:
         self._queues: dict[str, deque[ReplySpec]] = {}
         self._always: dict[str, ReplySpec] = {}
         self._requests: list[RecordedRequest] = []
+        self._embedding_requests: list[dict[str, Any]] = []
         self._errors: list[BaseException] = []
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
@@ -276,6 +277,12 @@ class FakeLLMServer:
     def requests_for(self, model: str) -> list[RecordedRequest]:
         """The recorded requests addressed to ``model``."""
         return [r for r in self.requests if r.model == model]
+
+    @property
+    def embedding_requests(self) -> list[dict[str, Any]]:
+        """Every ``/v1/embeddings`` body received so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self._embedding_requests)
 
     @property
     def errors(self) -> list[BaseException]:
@@ -370,6 +377,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") in ("/v1/embeddings", "/embeddings"):
+            self._embeddings(raw)
+            return
         if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
             self._send_error(404, f"Unknown path: {self.path}", "invalid_request_error")
             return
@@ -405,6 +415,32 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(model, body, spec)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+    def _embeddings(self, raw: bytes) -> None:
+        """Any model embeds: a deterministic 8-dimensional unit vector per input (from a hash)."""
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            self._send_error(400, f"Request body is not valid JSON: {exc}", "invalid_request_error")
+            return
+        inputs = body.get("input") if isinstance(body, dict) else None
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not isinstance(body.get("model"), str):
+            self._send_error(400, "Needs a string 'model' and an 'input'.", "invalid_request_error")
+            return
+        fake = self.server.fake
+        with fake._lock:
+            fake._embedding_requests.append(body)
+        data = [
+            {"object": "embedding", "index": i, "embedding": _fake_vector(str(text))}
+            for i, text in enumerate(inputs)
+        ]
+        tokens = sum(len(str(text).split()) for text in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        self._send_json(
+            200, {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        )
 
     # -- answers -----------------------------------------------------------------------------
 
@@ -564,6 +600,15 @@ def _stream_events(
     if include_usage:
         yield chunk([], usage=_usage(body, reply))
     yield "[DONE]"
+
+
+def _fake_vector(text: str) -> list[float]:
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).digest()
+    values = [b - 127.5 for b in digest[:8]]
+    norm = sum(v * v for v in values) ** 0.5 or 1.0
+    return [round(v / norm, 6) for v in values]
 
 
 def _split_text(text: str, parts: int) -> list[str]:
