@@ -12,70 +12,56 @@ HTTP   ``error.code``              when
 503    ``limits_unavailable``      the budget/rate store (Redis) did not answer: fail closed
 =====  ==========================  ==========================================================
 
-``admit`` returns a :class:`Reservation` (to :meth:`Admission.settle` with the real cost after
-the call, success or not) or a :class:`Refusal` (``status``, ``body()``, ``headers()``).
+:class:`KeyAdmission` is the gateway's :class:`~ecocascade.gateway.admission.Admission` when
+keys are configured: ``admit`` returns a :class:`~ecocascade.gateway.admission.Reservation` (whose
+``data`` holds the budget hold and the key's namespace) or raises
+:class:`~ecocascade.gateway.errors.GatewayError` with the table's status; ``settle`` releases the
+hold and counts the real cost. :func:`scoped_namespace` gives the tenant's cache/solutions
+namespace.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from ecocascade.gateway.keys import KeyPolicy, KeyRing
+from ecocascade.gateway.admission import Reservation
+from ecocascade.gateway.apikeys import KeyPolicy, KeyRing
+from ecocascade.gateway.errors import GatewayError
 from ecocascade.gateway.limits import Hold, Limits, MemoryLimits, period_bounds
 
-__all__ = ["Admission", "Refusal", "Reservation"]
+__all__ = ["KeyAdmission", "scoped_namespace"]
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An OpenAI-style error answer: HTTP ``status`` with ``{"error": {...}}``."""
-
-    status: int
-    type: str
-    code: str
-    message: str
-    param: str | None = None
-    retry_after_s: float | None = None
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-
-    def headers(self) -> dict[str, str]:
-        if self.retry_after_s is None:
-            return {}
-        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.499)))}
+def _refusal(
+    status: int,
+    type: str,
+    code: str,
+    message: str,
+    *,
+    param: str | None = None,
+    retry_after_s: float | None = None,
+) -> GatewayError:
+    headers = {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+    return GatewayError(status, message, type=type, code=code, param=param, headers=headers)
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """An admitted request. ``key`` is ``None`` on an open gateway; ``hold`` is ``None`` for a
-    key without a budget."""
-
-    key: KeyPolicy | None
-    cascade: str
-    estimate_usd: float
-    hold: Hold | None = None
-
-    def namespace(self, base: str) -> str:
-        """The cache or solutions namespace ``base`` as this request must see it."""
-        return base if self.key is None else self.key.scoped(base)
+def scoped_namespace(reservation: Reservation | None, base: str) -> str:
+    """The cache or solutions namespace ``base`` as the admitted request must see it: prefixed
+    with its key's namespace, so tenants never share answers unless their keys name the same."""
+    tenant = reservation.data.get("namespace") if reservation is not None else None
+    return base if tenant is None else f"{tenant}/{base}"
 
 
-class Admission:
+class KeyAdmission:
     """Keys + limits. ``hold_s``: how long a reservation survives an unsettled request (a
     replica that dies mid-call frees its reservation after this long)."""
 
@@ -86,8 +72,9 @@ class Admission:
         self.limits: Limits = limits or MemoryLimits()
         self.hold_s = hold_s
 
-    def authenticate(self, api_key: str | None) -> KeyPolicy | Refusal | None:
-        """The caller's policy (``None`` on an open gateway), or a 401."""
+    def authenticate(self, api_key: str | None) -> KeyPolicy | None:
+        """The caller's policy (``None`` on an open gateway); a 401 :class:`GatewayError` for a
+        missing or unknown key."""
         if self.keys.open:
             return None
         policy = self.keys.lookup(api_key) if api_key else None
@@ -97,7 +84,7 @@ class Admission:
                 if api_key
                 else "Missing API key: send it as 'Authorization: Bearer <key>'."
             )
-            return Refusal(401, "invalid_request_error", "invalid_api_key", message)
+            raise _refusal(401, "invalid_request_error", "invalid_api_key", message)
         return policy
 
     async def admit(
@@ -107,15 +94,14 @@ class Admission:
         estimate_usd: float | None,
         *,
         now: float | None = None,
-    ) -> Reservation | Refusal:
+    ) -> Reservation:
         policy = self.authenticate(api_key)
-        if isinstance(policy, Refusal):
-            return policy
         estimate = max(0.0, estimate_usd or 0.0)
         if policy is None:
-            return Reservation(None, cascade, estimate)
+            return Reservation(None, cascade, estimate_usd)
+        grant = {"namespace": policy.namespace, "hold": None}
         if not policy.allows(cascade):
-            return Refusal(
+            raise _refusal(
                 403,
                 "permission_error",
                 "cascade_not_allowed",
@@ -130,7 +116,7 @@ class Admission:
                 )
                 if not decision.allowed:
                     log.info("gateway.rate_limited", key=policy.id, cascade=cascade)
-                    return Refusal(
+                    raise _refusal(
                         429,
                         "rate_limit_error",
                         "rate_limit_exceeded",
@@ -140,9 +126,9 @@ class Admission:
                         retry_after_s=decision.retry_after_s,
                     )
             if policy.budget_usd is None:
-                return Reservation(policy, cascade, estimate)
+                return Reservation(policy.id, cascade, estimate_usd, data=grant)
             if estimate_usd is None:
-                return Refusal(
+                raise _refusal(
                     403,
                     "permission_error",
                     "budget_unenforceable",
@@ -158,21 +144,23 @@ class Admission:
                 estimate_usd=estimate,
                 hold_s=self.hold_s,
             )
+        except GatewayError:
+            raise
         except Exception as error:
             if not _is_store_error(error):
                 raise
             log.warning("gateway.limits_unavailable", key=policy.id, error=type(error).__name__)
-            return Refusal(
+            raise _refusal(
                 503,
                 "api_error",
                 "limits_unavailable",
                 "the budget and rate-limit store is unavailable; try again shortly",
                 retry_after_s=1.0,
-            )
+            ) from None
         if hold is None:
             log.info("gateway.budget_exceeded", key=policy.id, cascade=cascade, period=period)
             resets = datetime.fromtimestamp(ends, UTC).strftime("%Y-%m-%dT%H:%MZ")
-            return Refusal(
+            raise _refusal(
                 429,
                 "insufficient_quota",
                 "budget_exceeded",
@@ -181,15 +169,16 @@ class Admission:
                 f"${usage.reserved_usd:.4f}, this request needs up to ${estimate:.4f}); "
                 f"resets {resets}",
             )
-        return Reservation(policy, cascade, estimate, hold)
+        return Reservation(policy.id, cascade, estimate_usd, data={**grant, "hold": hold})
 
     async def settle(self, reservation: Reservation, actual_usd: float | None) -> None:
         """Release the reservation and count what the request really cost (``None``: unknown,
-        counted as the estimate). Safe to call for unbudgeted reservations (does nothing)."""
-        if reservation.hold is None:
+        counted as the estimate). Does nothing for a reservation without a budget hold."""
+        hold = reservation.data.get("hold")
+        if not isinstance(hold, Hold):
             return
-        cost = reservation.estimate_usd if actual_usd is None else max(0.0, actual_usd)
-        await self.limits.settle(reservation.hold, cost)
+        cost = hold.estimate_usd if actual_usd is None else max(0.0, actual_usd)
+        await self.limits.settle(hold, cost)
 
     async def budgets(self, now: float | None = None) -> list[dict[str, Any]]:
         """Each budgeted key's current period: spent, reserved, budget (for the dashboard)."""

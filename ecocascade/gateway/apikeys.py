@@ -14,8 +14,8 @@
 
 The gateway never stores a key in clear: a client's key is hashed and looked up by its hash.
 ``key_env`` names an environment variable holding the key itself (handy in containers); it is
-hashed when the config is read. Two keys share cached answers and solutions
-only when they name the same ``namespace``. Make a key with ``python -m ecocascade.gateway.keys``.
+hashed when the config is read. Two keys share cached answers and solutions only when they name
+the same ``namespace``. Make a key with ``python -m ecocascade.gateway.apikeys``.
 """
 
 from __future__ import annotations
@@ -236,16 +236,17 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ecocascade.gateway.keys [--salt SALT] [KEY]``: print a key and its hash."""
+    """``python -m ecocascade.gateway.apikeys [--salt SALT] [KEY]``: print a key and its hash."""
+    usage = "usage: python -m ecocascade.gateway.apikeys [--salt SALT] [KEY]"
     args = list(sys.argv[1:] if argv is None else argv)
     salt = ""
     if args[:1] == ["--salt"]:
         if len(args) < 2:
-            print("usage: python -m ecocascade.gateway.keys [--salt SALT] [KEY]", file=sys.stderr)
+            print(usage, file=sys.stderr)
             return 2
         salt, args = args[1], args[2:]
     if len(args) > 1 or any(a.startswith("-") for a in args):
-        print("usage: python -m ecocascade.gateway.keys [--salt SALT] [KEY]", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     key = args[0] if args else new_key()
     if not args:

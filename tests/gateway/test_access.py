@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,18 +15,40 @@ import pytest
 from ecocascade.cache.cache import ResponseCache
 from ecocascade.cache.redis_backend import RedisBackend
 from ecocascade.exceptions import ConfigError
-from ecocascade.gateway.admission import Admission, Refusal, Reservation
-from ecocascade.gateway.keys import KeyRing, bearer_token, hash_key, main, new_key
+from ecocascade.gateway.access import KeyAdmission as Admission
+from ecocascade.gateway.access import scoped_namespace
+from ecocascade.gateway.admission import Reservation
+from ecocascade.gateway.apikeys import KeyRing, bearer_token, hash_key, main, new_key
+from ecocascade.gateway.errors import GatewayError
 from ecocascade.gateway.limits import Limits, MemoryLimits, RedisLimits, period_bounds
 from ecocascade.testing.services import RedisServer
 
 KEY_A, KEY_B = "eco-key-a", "eco-key-b"
 
 
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A throwaway ``redis-server`` on a free loopback port, killed after the test."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server
+
+
 def ring(*keys: dict[str, Any], cascades: set[str] | None = None, **access: Any) -> KeyRing:
     return KeyRing.from_spec(
         {"keys": list(keys), **access}, cascades=cascades or {"support", "code"}, environ={}
     )
+
+
+async def attempt(
+    admission: Admission, key: str | None, cascade: str, estimate: float | None
+) -> Reservation | GatewayError:
+    """What ``admit`` gave: the reservation, or the refusal it raised."""
+    try:
+        return await admission.admit(key, cascade, estimate)
+    except GatewayError as error:
+        return error
 
 
 def make_limits(kind: str, redis_server: RedisServer | None) -> Limits:
@@ -110,38 +134,39 @@ async def test_missing_or_unknown_keys_get_401_and_other_cascades_403(limits: Li
     admission = Admission(ring({"id": "a", "sha256": hash_key(KEY_A), "cascades": ["support"]}),
                           limits)  # fmt: skip
     for key in (None, "eco-wrong"):
-        refusal = await admission.admit(key, "support", 0.01)
-        assert isinstance(refusal, Refusal) and refusal.status == 401
+        refusal = await attempt(admission, key, "support", 0.01)
+        assert isinstance(refusal, GatewayError) and refusal.status == 401
         assert refusal.body()["error"]["code"] == "invalid_api_key"
-    refusal = await admission.admit(KEY_A, "code", 0.01)
-    assert isinstance(refusal, Refusal) and refusal.status == 403
+        assert refusal.body()["error"]["type"] == "invalid_request_error"
+    refusal = await attempt(admission, KEY_A, "code", 0.01)
+    assert isinstance(refusal, GatewayError) and refusal.status == 403
     assert refusal.body()["error"] == {
         "message": "key 'a' may not use cascade 'code' (allowed: support)",
         "type": "permission_error",
         "param": "model",
         "code": "cascade_not_allowed",
     }
-    assert isinstance(await admission.admit(KEY_A, "support", 0.01), Reservation)
+    assert isinstance(await attempt(admission, KEY_A, "support", 0.01), Reservation)
 
 
 async def test_an_open_gateway_admits_anyone_without_a_namespace_prefix() -> None:
     reservation = await Admission().admit(None, "support", None)
-    assert isinstance(reservation, Reservation) and reservation.hold is None
-    assert reservation.namespace("support") == "support"
+    assert reservation.key_id is None and "hold" not in reservation.data
+    assert scoped_namespace(reservation, "support") == "support"
 
 
 async def test_the_rate_limit_refuses_with_retry_after_then_admits_again(limits: Limits) -> None:
     spec = {"id": "a", "sha256": hash_key(KEY_A), "rate_limit": {"requests": 3, "per_s": 0.5}}
     admission = Admission(ring(spec), limits)
     for _ in range(3):
-        assert isinstance(await admission.admit(KEY_A, "support", 0.0), Reservation)
-    refusal = await admission.admit(KEY_A, "support", 0.0)
-    assert isinstance(refusal, Refusal) and refusal.status == 429
+        assert isinstance(await attempt(admission, KEY_A, "support", 0.0), Reservation)
+    refusal = await attempt(admission, KEY_A, "support", 0.0)
+    assert isinstance(refusal, GatewayError) and refusal.status == 429
     assert refusal.body()["error"]["code"] == "rate_limit_exceeded"
-    assert refusal.retry_after_s is not None and 0 < refusal.retry_after_s <= 0.5
-    assert refusal.headers() == {"Retry-After": "1"}
+    assert refusal.headers == {"Retry-After": "1"}  # whole seconds, rounded up from <= 0.5
+    assert "retry in 0." in refusal.message
     await asyncio.sleep(0.55)
-    assert isinstance(await admission.admit(KEY_A, "support", 0.0), Reservation)
+    assert isinstance(await attempt(admission, KEY_A, "support", 0.0), Reservation)
 
 
 async def test_over_budget_is_a_429_naming_the_limit_and_settling_counts_the_real_cost(
@@ -149,10 +174,10 @@ async def test_over_budget_is_a_429_naming_the_limit_and_settling_counts_the_rea
 ) -> None:
     spec = {"id": "a", "sha256": hash_key(KEY_A), "budget": {"usd": 0.10, "period": "month"}}
     admission = Admission(ring(spec), limits)
-    first = await admission.admit(KEY_A, "support", 0.06)
-    assert isinstance(first, Reservation) and first.hold is not None
-    refusal = await admission.admit(KEY_A, "support", 0.06)  # 0.06 reserved + 0.06 > 0.10
-    assert isinstance(refusal, Refusal) and refusal.status == 429
+    first = await attempt(admission, KEY_A, "support", 0.06)
+    assert isinstance(first, Reservation) and first.data["hold"] is not None
+    refusal = await attempt(admission, KEY_A, "support", 0.06)  # 0.06 reserved + 0.06 > 0.10
+    assert isinstance(refusal, GatewayError) and refusal.status == 429
     error = refusal.body()["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "budget_exceeded")
     assert "monthly budget of $0.10 reached" in error["message"]
@@ -161,23 +186,22 @@ async def test_over_budget_is_a_429_naming_the_limit_and_settling_counts_the_rea
     (row,) = await admission.budgets()
     assert row["key"] == "a" and row["spent_usd"] == pytest.approx(0.01)
     assert row["reserved_usd"] == 0
-    assert isinstance(await admission.admit(KEY_A, "support", 0.06), Reservation)
+    assert isinstance(await attempt(admission, KEY_A, "support", 0.06), Reservation)
 
 
 async def test_a_budgeted_key_is_refused_when_the_cost_cannot_be_estimated() -> None:
     admission = Admission(ring({"id": "a", "sha256": hash_key(KEY_A), "budget": {"usd": 1}}))
-    refusal = await admission.admit(KEY_A, "support", None)
-    assert (
-        isinstance(refusal, Refusal) and refusal.body()["error"]["code"] == "budget_unenforceable"
-    )
+    refusal = await attempt(admission, KEY_A, "support", None)
+    assert isinstance(refusal, GatewayError)
+    assert refusal.body()["error"]["code"] == "budget_unenforceable"
 
 
 async def test_an_unreachable_redis_fails_closed_with_503(redis_server: RedisServer) -> None:
     spec = {"id": "a", "sha256": hash_key(KEY_A), "budget": {"usd": 1}}
     admission = Admission(ring(spec), RedisLimits(redis_server.url))
     redis_server.kill()
-    refusal = await admission.admit(KEY_A, "support", 0.01)
-    assert isinstance(refusal, Refusal) and refusal.status == 503
+    refusal = await attempt(admission, KEY_A, "support", 0.01)
+    assert isinstance(refusal, GatewayError) and refusal.status == 503
     assert refusal.body()["error"]["code"] == "limits_unavailable"
 
 
@@ -195,8 +219,8 @@ async def test_concurrent_reservations_from_three_replicas_never_exceed_the_budg
 
     async def one(i: int) -> float:
         admission = replicas[i % 3]
-        reservation = await admission.admit(KEY_A, "support", 0.03)
-        if isinstance(reservation, Refusal):
+        reservation = await attempt(admission, KEY_A, "support", 0.03)
+        if isinstance(reservation, GatewayError):
             assert reservation.body()["error"]["code"] == "budget_exceeded"
             return 0.0
         await asyncio.sleep(rng.random() * 0.01)
@@ -219,7 +243,7 @@ async def test_reservations_all_in_flight_at_once_stop_at_the_budget(
     spec = {"id": "a", "sha256": hash_key(KEY_A), "budget": {"usd": 1.0}}
     replicas = [Admission(ring(spec), RedisLimits(redis_server.url)) for _ in range(3)]
     results = await asyncio.gather(
-        *(replicas[i % 3].admit(KEY_A, "support", 0.03) for i in range(200))
+        *(attempt(replicas[i % 3], KEY_A, "support", 0.03) for i in range(200))
     )
     granted = [r for r in results if isinstance(r, Reservation)]
     assert len(granted) == 33  # floor(1.00 / 0.03)
@@ -232,11 +256,11 @@ async def test_a_dead_replicas_reservation_expires_and_its_late_settle_still_cou
 ) -> None:
     spec = {"id": "a", "sha256": hash_key(KEY_A), "budget": {"usd": 0.05}}
     admission = Admission(ring(spec), limits, hold_s=0.3)
-    orphan = await admission.admit(KEY_A, "support", 0.05)  # its replica "dies": never settled
+    orphan = await attempt(admission, KEY_A, "support", 0.05)  # its replica "dies": never settled
     assert isinstance(orphan, Reservation)
-    assert isinstance(await admission.admit(KEY_A, "support", 0.01), Refusal)
+    assert isinstance(await attempt(admission, KEY_A, "support", 0.01), GatewayError)
     await asyncio.sleep(0.35)
-    later = await admission.admit(KEY_A, "support", 0.04)
+    later = await attempt(admission, KEY_A, "support", 0.04)
     assert isinstance(later, Reservation)
     await admission.settle(orphan, 0.01)  # it did finish after all: the money is counted
     await admission.settle(later, 0.02)
@@ -264,14 +288,15 @@ async def test_tenants_never_see_each_others_cache_unless_the_config_shares_a_na
     )
     admission = Admission(keys)
     cache = ResponseCache(RedisBackend(redis_server.url))
-    a, b, c = [await admission.admit(k, "support", 0.0) for k in (KEY_A, KEY_B, "eco-key-c")]
+    a, b, c = [await attempt(admission, k, "support", 0.0) for k in (KEY_A, KEY_B, "eco-key-c")]
     assert isinstance(a, Reservation) and isinstance(b, Reservation)
     assert isinstance(c, Reservation)
-    await cache.store("what is 2+2?", namespace=a.namespace("support"), fingerprint="f",
+    q = "what is 2+2?"
+    await cache.store(q, namespace=scoped_namespace(a, "support"), fingerprint="f",
                       answer="4", model="small", tier=0)  # fmt: skip
-    hit_b, _ = await cache.lookup("what is 2+2?", namespace=b.namespace("support"), fingerprint="f")
-    hit_c, _ = await cache.lookup("what is 2+2?", namespace=c.namespace("support"), fingerprint="f")
+    hit_b, _ = await cache.lookup(q, namespace=scoped_namespace(b, "support"), fingerprint="f")
+    hit_c, _ = await cache.lookup(q, namespace=scoped_namespace(c, "support"), fingerprint="f")
     assert hit_b is None
     assert hit_c is not None and hit_c.answer == "4"
-    assert a.namespace("support") == "a/support" != b.namespace("support")
+    assert scoped_namespace(a, "support") == "a/support" != scoped_namespace(b, "support")
     await cache.close()
