@@ -368,21 +368,23 @@ class Gateway:
                         )
                     yield DONE
 
-        def on_close(error: BaseException | None) -> None:
+        def on_close(error: BaseException | None, http_status: int) -> None:
             answer = outcome.get("answer")
-            if answer is None:
+            if answer is None:  # failed or cancelled before the cascade's result
                 self._settle(call, None)
-                if isinstance(error, GatewayError):
-                    status: RequestStatus = "error"
-                elif error is None:
-                    status = "error"
-                else:
-                    status = "cancelled" if isinstance(error, asyncio.CancelledError) else "error"
-                self._emit(self._failed_record(call, name, status, 200, repr(error)))
+                status = _stream_status(error)
+                self._emit(self._failed_record(call, name, status, http_status, _why(error)))
                 return
             self._settle(call, answer.cost_usd)
             ok = answer.success and error is None
-            self._emit(self._record(call, name, answer, "ok" if ok else "unresolved", 200, False))
+            status = (
+                "ok"
+                if ok
+                else "unresolved"
+                if error is None or isinstance(error, GatewayError)
+                else _stream_status(error)
+            )
+            self._emit(self._record(call, name, answer, status, http_status, False))
 
         return await _sse_response(
             frames(),
@@ -411,26 +413,23 @@ class Gateway:
         raw = body.model_dump(exclude_none=True)
         raw.pop("model", None)
         if body.stream:
-            chunks = await passthrough.stream(route, raw)
             record: dict[str, Any] = {}
 
             async def frames() -> AsyncIterator[bytes]:
-                async for chunk in chunks:
+                async for chunk in await passthrough.stream(route, raw):
                     if chunk.get("usage"):
                         record["usage"] = chunk["usage"]
                     record["model"] = chunk.get("model")
                     yield data_frame(chunk)
                 yield DONE
 
-            def on_close(error: BaseException | None) -> None:
+            def on_close(error: BaseException | None, http_status: int) -> None:
                 cost = route.cost(record.get("usage"))
                 self._settle(call, cost)
-                status: RequestStatus = (
-                    "ok"
-                    if error is None
-                    else ("cancelled" if isinstance(error, asyncio.CancelledError) else "error")
+                status = _stream_status(error)
+                self._emit(
+                    self._passthrough_record(call, record.get("model"), cost, status, http_status)
                 )
-                self._emit(self._passthrough_record(call, record.get("model"), cost, status, 200))
 
             return await _sse_response(
                 frames(),
@@ -640,6 +639,20 @@ class Gateway:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _stream_status(error: BaseException | None) -> RequestStatus:
+    if error is None:
+        return "ok"
+    return "cancelled" if isinstance(error, asyncio.CancelledError | GeneratorExit) else "error"
+
+
+def _why(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, GatewayError):
+        return error.message
+    return type(error).__name__
 
 
 def _usd(value: float) -> str:

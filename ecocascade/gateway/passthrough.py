@@ -16,6 +16,7 @@ from typing import Any
 
 from ecocascade._env import import_litellm
 from ecocascade.gateway.errors import GatewayError
+from ecocascade.models.errors import retry_after_seconds
 from ecocascade.models.pricing import call_cost
 from ecocascade.models.tier import Tier
 
@@ -83,10 +84,10 @@ def upstream_error(error: BaseException, model: str) -> GatewayError:
         status = 502
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     headers = {}
-    response = getattr(error, "response", None)
-    retry_after = getattr(getattr(response, "headers", None), "get", lambda _: None)("retry-after")
-    if retry_after:
-        headers["Retry-After"] = str(retry_after)
+    retry_after = retry_after_seconds(error)
+    if retry_after is not None:
+        headers["Retry-After"] = f"{retry_after:g}"
+
     return GatewayError(
         status,
         f"{model}: {' '.join(str(message).split())[:500]}",

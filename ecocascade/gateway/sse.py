@@ -57,13 +57,14 @@ async def sse_response(
     *,
     keepalive_s: float,
     headers: Callable[[], Mapping[str, str]],
-    on_close: Callable[[BaseException | None], None] | None = None,
+    on_close: Callable[[BaseException | None, int], None] | None = None,
 ) -> Response:
     """Start draining ``frames``; return an error response or the committed event stream.
 
     ``headers()`` is called when the response starts (the producer fills in what it knows by
-    then). ``on_close(error)`` is called once when the stream is over: ``None`` when it ended
-    normally, the error otherwise (``CancelledError`` for a client that went away).
+    then). ``on_close(error, status)`` is called once when the stream is over: ``error`` is
+    ``None`` when it ended normally, else the error (``CancelledError`` for a client that went
+    away); ``status`` is the HTTP status the client got (200 once the stream had started).
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -81,7 +82,7 @@ async def sse_response(
     task = asyncio.ensure_future(pump())
     closed = False
 
-    def close(error: BaseException | None) -> None:
+    def close(error: BaseException | None, status: int = 200) -> None:
         nonlocal closed
         if closed:
             return
@@ -89,7 +90,7 @@ async def sse_response(
         if not task.done():
             task.cancel()
         if on_close is not None:
-            on_close(error)
+            on_close(error, status)
 
     try:
         first = await asyncio.wait_for(queue.get(), keepalive_s)  # a cancelled get loses nothing
@@ -99,10 +100,10 @@ async def sse_response(
         close(error)
         raise
     if isinstance(first, BaseException):
-        close(first)
         if not isinstance(first, GatewayError):
             log.error("gateway.stream_failed", error=repr(first))
         failure = _as_gateway_error(first)
+        close(first, failure.status)
         return JSONResponse(
             failure.body(), status_code=failure.status, headers={**headers(), **failure.headers}
         )

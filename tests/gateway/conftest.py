@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from ecocascade.testing import FakeLLMServer
 class RunningGateway:
     gateway: Gateway
     url: str  # http://127.0.0.1:PORT
+    clients: list[Any] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -29,7 +30,9 @@ class RunningGateway:
     def client(self, **kwargs: Any) -> Any:
         import openai
 
-        return openai.OpenAI(base_url=self.base_url, api_key="test-key", **kwargs)
+        client = openai.OpenAI(base_url=self.base_url, api_key="test-key", **kwargs)
+        self.clients.append(client)
+        return client
 
     def metrics(self) -> str:
         import httpx
@@ -55,9 +58,12 @@ def run_gateway(config: dict[str, Any], **plugins: Any) -> Iterator[RunningGatew
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the gateway did not start")
         time.sleep(0.01)
+    running = RunningGateway(gateway, f"http://127.0.0.1:{port}")
     try:
-        yield RunningGateway(gateway, f"http://127.0.0.1:{port}")
+        yield running
     finally:
+        for client in running.clients:
+            client.close()
         server.should_exit = True
         thread.join(timeout=15)
         sock.close()
