@@ -38,6 +38,9 @@ def serve(
     gateway_config = load_gateway_config(config)  # a bad file: one line, exit 2, nothing started
     for cascade in gateway_config.cascades.values():
         cascade.build()  # the cascades' own checks (unset key variables, missing files) too
+    from ecocascade.gateway.defaults import check_deployment
+
+    check_deployment(gateway_config, workers=workers)  # keys, and budgets shared by workers
 
     import uvicorn
 

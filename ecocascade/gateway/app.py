@@ -28,7 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from ecocascade.gateway import passthrough
+from ecocascade.gateway.access import scoped_namespace
 from ecocascade.gateway.admission import Admission, AllowAll, Reservation
+from ecocascade.gateway.bridge import resolve, tenant_cascade
 from ecocascade.gateway.config import GatewayConfig, load_gateway_config
 from ecocascade.gateway.engine import Answer, answer_from
 from ecocascade.gateway.errors import GatewayError, error_body
@@ -221,11 +223,14 @@ class Gateway:
             min_tier = await self._sticky(conversation_key(name, request.messages[:-1]))
             min_tier = min(min_tier, len(cascade.tiers) - 1)
         await self._admit(call, name, lambda: _estimate(cascade, request, min_tier))
+        # a key's own cache + solutions namespace; single-flight never shares across tenants
+        cascade = tenant_cascade(cascade, call.reservation)
+        scope = scoped_namespace(call.reservation, name)
         if body.stream:
             return await self._cascade_stream(name, cascade, request, min_tier, body, call)
         try:
             answer, shared = await run_until_disconnect(
-                receive, self._resolve(name, cascade, request, min_tier)
+                receive, self._resolve(scope, cascade, request, min_tier)
             )
         except ClientDisconnected:
             self._settle(call, None)
@@ -253,7 +258,7 @@ class Gateway:
         self, name: str, cascade: Cascade, request: ChatRequest, min_tier: int
     ) -> tuple[Answer, bool]:
         async def work() -> Answer:
-            return answer_from(await cascade.resolve(request, min_tier=min_tier))  # type: ignore[attr-defined]
+            return answer_from(await resolve(cascade, request, min_tier))
 
         if self.config.single_flight and cascade.cache is not None:
             return await self.state.single_flight(flight_key(name, request, min_tier), work)
@@ -882,6 +887,9 @@ def create_app(
     async def metrics() -> Response:
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
+    from ecocascade.gateway import defaults
+
+    defaults.add_routes(app, gateway)  # the savings dashboard
     return app
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 from ecocascade.config.loader import format_validation_error, read_yaml
 from ecocascade.config.schema import CascadeConfig, TierSpec
 from ecocascade.exceptions import ConfigError
+from ecocascade.gateway.apikeys import AccessSpec
 
 __all__ = ["GatewayConfig", "load_gateway_config", "parse_gateway_config"]
 
@@ -49,6 +50,15 @@ class GatewayConfig(BaseModel):
     feedback_ttl_s: PositiveFloat = 7 * 86_400.0
     single_flight: bool = True
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
+    redis: str | None = None
+    """``redis://host:port/db``: sticky tiers, single-flight locks, the feedback map, budgets,
+    rate-limit windows and dashboard stats live there, so replicas behave as one gateway.
+    Without it they live in this process (one replica only)."""
+    access: AccessSpec | None = None
+    """API keys with their cascades, budgets and rate limits (see ``gateway/apikeys.py``);
+    without keys the gateway is open to anyone who can reach it."""
+    dashboard: bool = True
+    """Serve the savings dashboard at ``/dashboard`` (and redirect ``/`` there)."""
 
     def cascade_names(self) -> list[str]:
         return list(self.cascades)
