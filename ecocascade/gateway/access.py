@@ -165,9 +165,9 @@ class KeyAdmission:
                 "insufficient_quota",
                 "budget_exceeded",
                 f"key {policy.id!r}: {'daily' if policy.period == 'day' else 'monthly'} budget "
-                f"of ${policy.budget_usd:.2f} reached (spent ${usage.spent_usd:.4f}, reserved "
-                f"${usage.reserved_usd:.4f}, this request needs up to ${estimate:.4f}); "
-                f"resets {resets}",
+                f"of {_money(policy.budget_usd)} reached (spent {_money(usage.spent_usd)}, "
+                f"reserved {_money(usage.reserved_usd)}, this request needs up to "
+                f"{_money(estimate)}); resets {resets}",
             )
         return Reservation(policy.id, cascade, estimate_usd, data={**grant, "hold": hold})
 
@@ -199,6 +199,13 @@ class KeyAdmission:
                 }
             )
         return rows
+
+
+def _money(usd: float) -> str:
+    """``$5.00`` from a dollar up; below, up to 6 decimals (``$0.06``, ``$0.000213``)."""
+    if usd >= 1:
+        return f"${usd:.2f}"
+    return "$" + (f"{usd:.6f}".rstrip("0").rstrip(".") or "0")
 
 
 def _is_store_error(error: Exception) -> bool:

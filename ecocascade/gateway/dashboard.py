@@ -15,14 +15,14 @@ import json
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from fastapi import FastAPI, Request  # FastAPI reads the handlers' annotations at run time
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
 from ecocascade.gateway.access import KeyAdmission
 from ecocascade.gateway.apikeys import bearer_token
 from ecocascade.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI, Request
-    from starlette.responses import Response
-
     from ecocascade.gateway.admission import Admission
     from ecocascade.gateway.stats import StatsSink
 
@@ -52,7 +52,6 @@ def _check_admin(admission: Admission, request: Request) -> None:
 
 def add_dashboard(app: FastAPI, stats: StatsSink, admission: Admission) -> None:
     """Add the dashboard's routes to ``app``."""
-    from starlette.responses import HTMLResponse, RedirectResponse, Response
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> Response:

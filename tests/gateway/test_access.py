@@ -180,8 +180,8 @@ async def test_over_budget_is_a_429_naming_the_limit_and_settling_counts_the_rea
     assert isinstance(refusal, GatewayError) and refusal.status == 429
     error = refusal.body()["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "budget_exceeded")
-    assert "monthly budget of $0.10 reached" in error["message"]
-    assert "reserved $0.0600" in error["message"] and "resets" in error["message"]
+    assert "monthly budget of $0.1 reached" in error["message"]
+    assert "reserved $0.06," in error["message"] and "resets" in error["message"]
     await admission.settle(first, 0.01)  # the call cost less than estimated
     (row,) = await admission.budgets()
     assert row["key"] == "a" and row["spent_usd"] == pytest.approx(0.01)
