@@ -50,8 +50,11 @@ def _check_admin(admission: Admission, request: Request) -> None:
         )
 
 
-def add_dashboard(app: FastAPI, stats: StatsSink, admission: Admission) -> None:
-    """Add the dashboard's routes to ``app``."""
+def add_dashboard(
+    app: FastAPI, stats: StatsSink, admission: Admission, *, top_tier: int = 0
+) -> None:
+    """Add the dashboard's routes to ``app``; ``top_tier`` is the index of the cascades' last
+    tier (the page says how many answers did not need it)."""
 
     @app.get("/", include_in_schema=False)
     async def root(request: Request) -> Response:
@@ -79,6 +82,7 @@ def add_dashboard(app: FastAPI, stats: StatsSink, admission: Admission) -> None:
                 400, f"window must be one of {', '.join(WINDOWS)}, got {window!r}", param="window"
             )
         snapshot: dict[str, Any] = await stats.snapshot(WINDOWS[window])
+        snapshot["top_tier"] = top_tier
         snapshot["budgets"] = (
             await admission.budgets() if isinstance(admission, KeyAdmission) else []
         )

@@ -68,7 +68,8 @@ def add_routes(app: FastAPI, gateway: Gateway) -> None:
     if sink is None:
         sink = StatsSink(MemoryStats())
         gateway.add_sink(sink)
-    add_dashboard(app, sink, gateway.admission)
+    top = max((len(c.tiers) - 1 for c in gateway.config.cascades.values()), default=0)
+    add_dashboard(app, sink, gateway.admission, top_tier=top)
 
 
 def check_deployment(config: GatewayConfig, *, workers: int = 1) -> None:
