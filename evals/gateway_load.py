@@ -218,6 +218,7 @@ def children(pid: int) -> list[int]:
 class Outcome:
     key: str
     query: str
+    cascade: str = "support"
     status: int | None = None  # HTTP status the client finally got; None: lost
     answer: str | None = None
     cache: str | None = None
@@ -253,7 +254,7 @@ class Load:
 
         async def one(key_id: str, query: str, cascade: str) -> None:
             nonlocal done
-            outcome = Outcome(key_id, query)
+            outcome = Outcome(key_id, query, cascade)
             async with gate:
                 try:
                     raw = await clients[key_id].chat.completions.with_raw_response.create(

@@ -55,6 +55,8 @@ def serve(
     }
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config.resolve())
+        # each worker is a fresh process: it configures its logging from these
+        os.environ["ECOCASCADE_GATEWAY_LOG"] = f"{log_level}:{'json' if log_json else 'text'}"
         uvicorn.run(
             f"{app_from_env.__module__}:{app_from_env.__name__}",
             factory=True,

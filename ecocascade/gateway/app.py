@@ -30,7 +30,7 @@ from starlette.responses import Response
 from ecocascade.gateway import passthrough
 from ecocascade.gateway.access import scoped_namespace
 from ecocascade.gateway.admission import Admission, AllowAll, Reservation
-from ecocascade.gateway.bridge import resolve, tenant_cascade
+from ecocascade.gateway.bridge import resolve, tenant_cascade, warm_up
 from ecocascade.gateway.config import GatewayConfig, load_gateway_config
 from ecocascade.gateway.engine import Answer, answer_from
 from ecocascade.gateway.errors import GatewayError, error_body
@@ -140,6 +140,7 @@ class Gateway:
         self.cascades  # noqa: B018 - build them now: a broken config fails start-up, not a request
         # LiteLLM's import (seconds) is paid at start-up, not by the first request.
         await asyncio.to_thread(import_litellm)
+        await warm_up(self)  # embedders loaded, every tenant's solutions collection created
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -181,6 +182,10 @@ class Gateway:
             )
             self._emit(self._failed_record(call, cascade, "error", error.status, error.message))
             return _error_response(error, call.request_id)
+        except BaseException:
+            # cancelled (the client went away) or crashed: never leave a budget reservation held
+            self._settle(call, None)
+            raise
 
     def _cascade(self, model: str) -> tuple[str, Cascade]:
         name = model.removeprefix(CASCADE_PREFIX)
@@ -899,4 +904,10 @@ def app_from_env() -> FastAPI:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(f"{CONFIG_ENV} is not set")
+    logging_spec = os.environ.get("ECOCASCADE_GATEWAY_LOG")
+    if logging_spec:
+        from ecocascade.cli.logs import configure_logging
+
+        level, _, style = logging_spec.partition(":")
+        configure_logging(level, json=style == "json")
     return create_app(load_gateway_config(path))

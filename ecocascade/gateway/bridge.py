@@ -13,6 +13,7 @@ namespace (``team-a/support``), made once per key namespace and reused.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,10 @@ if TYPE_CHECKING:
     from ecocascade.controller.cascade import Cascade
     from ecocascade.controller.result import CascadeResult
     from ecocascade.gateway.admission import Reservation
+    from ecocascade.gateway.app import Gateway
     from ecocascade.types import ChatRequest
 
-__all__ = ["resolve", "tenant_cascade"]
+__all__ = ["resolve", "tenant_cascade", "warm_up"]
 
 _CLONES = "_ecocascade_tenant_clones"
 
@@ -96,3 +98,23 @@ def _cache_key(cascade: Cascade, result: CascadeResult, query: str) -> str | Non
     if cascade.cache is None or not result.success:
         return None
     return cascade.cache.key(query, cascade.demos.namespace, cascade.fingerprint)
+
+
+async def warm_up(gateway: Gateway) -> None:
+    """At start-up, not on a request: load each solution store's embedder and create the
+    collection of every namespace a request can use (every key namespace in every cascade)."""
+    from ecocascade.gateway.access import KeyAdmission
+
+    admission = gateway.admission
+    tenants: list[str | None] = [None]
+    if isinstance(admission, KeyAdmission) and not admission.keys.open:
+        tenants = [*sorted({p.namespace for p in admission.keys.policies.values()})]
+    for cascade in gateway.cascades.values():
+        store = cascade.store
+        if store is None:
+            continue
+        await store.embedder.embed(["warm up"])
+        base = cascade.demos.namespace
+        for tenant in tenants:
+            namespace = base if tenant is None else f"{tenant}/{base}"
+            await asyncio.to_thread(store._open, namespace)
