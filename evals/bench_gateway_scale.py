@@ -156,80 +156,10 @@ def main() -> int:
     with RedisServer() as redis_server, ChromaServer(work / "chroma") as chroma:
         upstream_port, port = free_port(), free_port()
         upstream = gl.start_upstream(upstream_port, args.fault_rate)
-        config = gl.gateway_config(upstream_port, redis_server.url, chroma.url, key_specs())
-        config_path = work / "gateway.yaml"
-        config_path.write_text(yaml.safe_dump(config))
-        gateway = gl.start_gateway(config_path, port, 3, work / "gateway.log")
-        base = f"http://127.0.0.1:{port}/v1"
         try:
-            # -- A: 2,000 requests, 30% upstream faults ---------------------------------------
-            print(f"A: {args.requests} requests, {args.fault_rate:.0%} upstream faults, 3 "
-                  "replicas", flush=True)  # fmt: skip
-            jobs = gl.jobs_for(args.requests, list(KEYS), distinct=400, seed=1,
-                               cascades=["support", "math"])  # fmt: skip
-            load = gl.Load(base, KEYS, concurrency=32, max_retries=4)
-            started = time.monotonic()
-            asyncio.run(load.run(jobs))
-            results["A"] = {**summarise(load.outcomes), "wall_s": time.monotonic() - started}
-            results["A"]["stored"] = audit(redis_server.url, chroma.url)
-            capped = [o for o in load.outcomes if o.key == "capped"]
-            limits = RedisLimits(redis_server.url)
-            period, _ = period_bounds("day")
-            usage = asyncio.run(limits.usage("capped", period))
-            results["A"]["budget"] = {
-                "budget_usd": BUDGET_USD,
-                "ledger_spent_usd": usage.spent_usd,
-                "ledger_reserved_usd": usage.reserved_usd,
-                "answers_cost_usd": sum(o.cost_usd for o in capped if o.status == 200),
-                "answered": sum(o.status == 200 for o in capped),
-                "refused_budget": sum(o.code == "budget_exceeded" for o in capped),
-                "max_estimate_usd": _max_estimate(config),
-            }
-            print(json.dumps(results["A"], indent=1), flush=True)
-
-            # -- B: SIGKILL one replica mid-load ----------------------------------------------
-            workers = gl.children(gateway.pid)
-            victim = workers[0]
-            print(f"B: {args.kill_requests} requests; SIGKILL replica pid {victim} of "
-                  f"{workers} after 200", flush=True)  # fmt: skip
-            killed = threading.Event()
-
-            def progress(done: int) -> None:
-                if done >= 200 and not killed.is_set():
-                    killed.set()
-                    os.kill(victim, signal.SIGKILL)
-
-            jobs = gl.jobs_for(args.kill_requests, ["team-a", "team-b"], distinct=400, seed=2,
-                               cascades=["support", "math"])  # fmt: skip
-            load = gl.Load(base, KEYS, concurrency=32, max_retries=4)
-            started = time.monotonic()
-            asyncio.run(load.run(jobs, on_progress=progress))
-            results["B"] = {**summarise(load.outcomes), "wall_s": time.monotonic() - started}
-            results["B"]["killed_pid"] = victim
-            results["B"]["workers_after"] = gl.children(gateway.pid)
-            results["B"]["stored"] = audit(redis_server.url, chroma.url)
-            print(json.dumps(results["B"], indent=1), flush=True)
-            cached = sorted(
-                {
-                    o.query
-                    for o in load.outcomes
-                    if o.key == "team-b" and o.cascade == "support" and o.status == 200
-                }
-            )
+            _run(args, results, work, redis_server, chroma, upstream_port, port)
         finally:
-            gl.stop(gateway)
-        # -- C: cache-hit throughput, 1 → 3 workers -------------------------------------------
-        results["C"] = {}
-        for n in () if args.skip_scaling else (1, 3):
-            gateway = gl.start_gateway(config_path, port, n, work / "gateway.log")
-            try:
-                asyncio.run(hits_throughput(port, cached, 2, 16))  # warm every worker
-                rate = asyncio.run(hits_throughput(port, cached, 10, 64))
-            finally:
-                gl.stop(gateway)
-            results["C"][n] = rate
-            print(f"C: {n} worker(s): {rate:.0f} cache hits/s", flush=True)
-        gl.stop(upstream)
+            gl.stop(upstream)
     results["total_s"] = time.monotonic() - t0
     results["machine"] = (
         f"{platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}"
@@ -242,6 +172,90 @@ def main() -> int:
     else:
         shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _run(
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    work: Path,
+    redis_server: RedisServer,
+    chroma: ChromaServer,
+    upstream_port: int,
+    port: int,
+) -> None:
+    config = gl.gateway_config(upstream_port, redis_server.url, chroma.url, key_specs())
+    config_path = work / "gateway.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    gateway = gl.start_gateway(config_path, port, 3, work / "gateway.log")
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        # -- A: 2,000 requests, 30% upstream faults ---------------------------------------
+        print(f"A: {args.requests} requests, {args.fault_rate:.0%} upstream faults, 3 "
+              "replicas", flush=True)  # fmt: skip
+        jobs = gl.jobs_for(args.requests, list(KEYS), distinct=400, seed=1,
+                           cascades=["support", "math"])  # fmt: skip
+        load = gl.Load(base, KEYS, concurrency=32, max_retries=4)
+        started = time.monotonic()
+        asyncio.run(load.run(jobs))
+        results["A"] = {**summarise(load.outcomes), "wall_s": time.monotonic() - started}
+        results["A"]["stored"] = audit(redis_server.url, chroma.url)
+        capped = [o for o in load.outcomes if o.key == "capped"]
+        limits = RedisLimits(redis_server.url)
+        period, _ = period_bounds("day")
+        usage = asyncio.run(limits.usage("capped", period))
+        results["A"]["budget"] = {
+            "budget_usd": BUDGET_USD,
+            "ledger_spent_usd": usage.spent_usd,
+            "ledger_reserved_usd": usage.reserved_usd,
+            "answers_cost_usd": sum(o.cost_usd for o in capped if o.status == 200),
+            "answered": sum(o.status == 200 for o in capped),
+            "refused_budget": sum(o.code == "budget_exceeded" for o in capped),
+            "max_estimate_usd": _max_estimate(config),
+        }
+        print(json.dumps(results["A"], indent=1), flush=True)
+
+        # -- B: SIGKILL one replica mid-load ----------------------------------------------
+        workers = gl.children(gateway.pid)
+        victim = workers[0]
+        print(f"B: {args.kill_requests} requests; SIGKILL replica pid {victim} of "
+              f"{workers} after 200", flush=True)  # fmt: skip
+        killed = threading.Event()
+
+        def progress(done: int) -> None:
+            if done >= 200 and not killed.is_set():
+                killed.set()
+                os.kill(victim, signal.SIGKILL)
+
+        jobs = gl.jobs_for(args.kill_requests, ["team-a", "team-b"], distinct=400, seed=2,
+                           cascades=["support", "math"])  # fmt: skip
+        load = gl.Load(base, KEYS, concurrency=32, max_retries=4)
+        started = time.monotonic()
+        asyncio.run(load.run(jobs, on_progress=progress))
+        results["B"] = {**summarise(load.outcomes), "wall_s": time.monotonic() - started}
+        results["B"]["killed_pid"] = victim
+        results["B"]["workers_after"] = gl.children(gateway.pid)
+        results["B"]["stored"] = audit(redis_server.url, chroma.url)
+        print(json.dumps(results["B"], indent=1), flush=True)
+        cached = sorted(
+            {
+                o.query
+                for o in load.outcomes
+                if o.key == "team-b" and o.cascade == "support" and o.status == 200
+            }
+        )
+    finally:
+        gl.stop(gateway)
+    # -- C: cache-hit throughput, 1 → 3 workers -------------------------------------------
+    results["C"] = {}
+    for n in () if args.skip_scaling else (1, 3):
+        gateway = gl.start_gateway(config_path, port, n, work / "gateway.log")
+        try:
+            asyncio.run(hits_throughput(port, cached, 2, 16))  # warm every worker
+            rate = asyncio.run(hits_throughput(port, cached, 10, 64))
+        finally:
+            gl.stop(gateway)
+        results["C"][n] = rate
+        print(f"C: {n} worker(s): {rate:.0f} cache hits/s", flush=True)
 
 
 def _max_estimate(config: dict[str, Any]) -> float:

@@ -188,18 +188,28 @@ def start_gateway(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+    try:  # start-up loads the embedder in every worker: slow on busy cores
+        wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=400, proc=proc)
+    except BaseException:
+        stop(proc)
+        raise
     return proc
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process and, for a gateway (its own session), its workers; then SIGKILL."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    try:
+        if os.getpgid(proc.pid) == proc.pid:
+            os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def children(pid: int) -> list[int]:
