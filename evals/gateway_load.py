@@ -213,11 +213,17 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def children(pid: int) -> list[int]:
-    """The child pids of ``pid`` (uvicorn's workers), from /proc."""
+    """The worker pids of uvicorn's supervisor ``pid``, from /proc (not multiprocessing's
+    resource tracker, also a child)."""
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found += [int(p) for p in text]
+        for child in (task / "children").read_text().split():
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
     return found
 
 
