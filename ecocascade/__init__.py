@@ -1,5 +1,10 @@
 """ecocascade: cheapest model first, judge, escalate — and remember what worked.
 
+The core only: the controller, tiers, judges, the solution store, the cache, routers, config,
+the contracts and the errors. Integrations live in their subpackages: ``ecocascade.agents``
+(AutoGen), ``ecocascade.eval`` (scenario evals), ``ecocascade.replay`` and ``ecocascade.tuning``
+(recorded answers, the tuner), ``ecocascade.testing`` (test doubles).
+
 The public names below are imported lazily, so ``import ecocascade`` stays fast and never pulls
 in LiteLLM, torch or Chroma until they are used.
 """
@@ -36,36 +41,28 @@ _EXPORTS: dict[str, str] = {
     "LLMJudge": "ecocascade.judges.llm",
     "LearnedJudge": "ecocascade.judges.learned",
     "RegexJudge": "ecocascade.judges.check",
-    # routing and replay of recorded answers
+    "WellFormedReply": "ecocascade.judges.reply",
+    # routing
     "HistoryRouter": "ecocascade.routing",
-    "RecordedDataset": "ecocascade.replay.data",
     "Router": "ecocascade.routing",
     "SolutionStoreRouter": "ecocascade.routing",
-    "read_recorded": "ecocascade.replay.data",
-    "replay_tier": "ecocascade.replay.provider",
     # response cache
-    "CacheHit": "ecocascade.cache.cache",
+    "CacheHit": "ecocascade.cache.base",
     "ResponseCache": "ecocascade.cache.cache",
     # solution store
     "LiteLLMEmbedder": "ecocascade.store.embedders",
     "SentenceTransformerEmbedder": "ecocascade.store.embedders",
     "SolutionRecord": "ecocascade.store.records",
     "SolutionStore": "ecocascade.store.chroma",
-    # AutoGen model clients
-    "CascadeChatCompletionClient": "ecocascade.agents.cascade_client",
-    "LiteLLMChatCompletionClient": "ecocascade.agents.client",
-    # AutoGen agents as solvers
-    "AutoGenSolver": "ecocascade.agents.solver",
-    "CodeSolver": "ecocascade.agents.code",
-    # scenario evals and record/replay of model responses
-    "Scenario": "ecocascade.eval.scenario",
+    # record/replay of model responses
     "Tape": "ecocascade.models.tape",
-    "load_scenario": "ecocascade.eval.scenario",
-    "run_eval": "ecocascade.eval.runner",
     # config
     "CascadeConfig": "ecocascade.config.schema",
     "load_config": "ecocascade.config.loader",
     # contracts and values
+    "ChatModel": "ecocascade.types",
+    "ChatRequest": "ecocascade.types",
+    "JudgeContext": "ecocascade.types",
     "Demonstration": "ecocascade.types",
     "Embedder": "ecocascade.types",
     "Judge": "ecocascade.types",
@@ -89,17 +86,16 @@ __all__ = [
     "AllOf",
     "AnyOf",
     "Attempt",
-    "AutoGenSolver",
     "CacheHit",
     "Cascade",
-    "CascadeChatCompletionClient",
     "CascadeConfig",
     "CascadeFailedError",
     "CascadeResult",
+    "ChatModel",
+    "ChatRequest",
     "ChatSolver",
     "CheckJudge",
     "CodeRunJudge",
-    "CodeSolver",
     "ConfigError",
     "ContainsJudge",
     "DemoSettings",
@@ -111,19 +107,17 @@ __all__ = [
     "HistoryRouter",
     "HumanJudge",
     "Judge",
+    "JudgeContext",
     "JudgeError",
     "LLMJudge",
     "LearnedJudge",
-    "LiteLLMChatCompletionClient",
     "LiteLLMEmbedder",
     "Price",
     "ProviderError",
-    "RecordedDataset",
     "RegexJudge",
     "ResponseCache",
     "RetryPolicy",
     "Router",
-    "Scenario",
     "SentenceTransformerEmbedder",
     "Solution",
     "SolutionRecord",
@@ -138,12 +132,9 @@ __all__ = [
     "TierClient",
     "Usage",
     "Verdict",
+    "WellFormedReply",
     "__version__",
     "load_config",
-    "load_scenario",
-    "read_recorded",
-    "replay_tier",
-    "run_eval",
 ]
 
 
@@ -161,19 +152,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ecocascade.agents.cascade_client import CascadeChatCompletionClient
-    from ecocascade.agents.client import LiteLLMChatCompletionClient
-    from ecocascade.agents.code import CodeSolver
-    from ecocascade.agents.solver import AutoGenSolver
-    from ecocascade.cache.cache import CacheHit, ResponseCache
+    from ecocascade.cache.base import CacheHit
+    from ecocascade.cache.cache import ResponseCache
     from ecocascade.config.loader import load_config
     from ecocascade.config.schema import CascadeConfig
     from ecocascade.controller.cascade import Cascade
     from ecocascade.controller.demos import DemoSettings, DemoTemplate
     from ecocascade.controller.result import Attempt, CascadeResult
     from ecocascade.controller.solvers import ChatSolver
-    from ecocascade.eval.runner import run_eval
-    from ecocascade.eval.scenario import Scenario, load_scenario
     from ecocascade.exceptions import (
         CascadeFailedError,
         ConfigError,
@@ -190,19 +176,21 @@ if TYPE_CHECKING:
     from ecocascade.judges.human import HumanJudge
     from ecocascade.judges.learned import LearnedJudge
     from ecocascade.judges.llm import LLMJudge
+    from ecocascade.judges.reply import WellFormedReply
     from ecocascade.models.client import TierClient
     from ecocascade.models.tape import Tape
     from ecocascade.models.tier import Price, RetryPolicy, Tier
-    from ecocascade.replay.data import RecordedDataset, read_recorded
-    from ecocascade.replay.provider import replay_tier
     from ecocascade.routing import HistoryRouter, Router, SolutionStoreRouter
     from ecocascade.store.chroma import SolutionStore
     from ecocascade.store.embedders import LiteLLMEmbedder, SentenceTransformerEmbedder
     from ecocascade.store.records import SolutionRecord
     from ecocascade.types import (
+        ChatModel,
+        ChatRequest,
         Demonstration,
         Embedder,
         Judge,
+        JudgeContext,
         Solution,
         Solver,
         Task,

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 from ecocascade.types import Usage
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from ecocascade.controller.result import CascadeResult
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "RateLimitedError",
     "SolutionStoreError",
     "SolverError",
+    "format_validation_error",
 ]
 
 
@@ -215,3 +218,18 @@ class CascadeFailedError(EcoCascadeError):
         self.result = result
         tried = ", ".join(f"{a.model}: {a.verdict}" for a in result.attempts) or "no attempt"
         super().__init__(f"no tier produced an accepted answer ({result.stop_reason}; {tried})")
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``tiers.0.price.input_per_mtok: Input should be ... (got 'abc')``."""
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        got = item.get("input")
+        quiet = item["type"] in {"missing", "extra_forbidden"} or isinstance(got, dict | list)
+        shown = "" if quiet else f" (got {got!r})"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling)"
+        lines.append(f"{loc}: {message}{shown}")
+    return "; ".join(lines)

@@ -1,19 +1,18 @@
-"""Where a query starts on the ladder, and which attempt a judge is looking at.
+"""Where a query starts on the ladder.
 
 A :class:`Router` lets the cascade skip cheap tiers that are likely to fail for a query (saving
-the cost of doomed attempts). :func:`current_attempt` tells a judge which tier produced the
-answer it is judging, so one judge can treat tiers differently (a learned judge's per-model
-threshold; an agreement judge that accepts the last tier outright) without changing the
-:class:`~ecocascade.types.Judge` protocol.
+the cost of doomed attempts). ``current_attempt`` and ``AttemptContext`` are re-exported from
+:mod:`ecocascade.judging` / :mod:`ecocascade.types` for judges written when they lived here.
 """
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from ecocascade.judging import current_attempt, reset_attempt, set_attempt
+from ecocascade.types import JudgeContext
 
 if TYPE_CHECKING:
     from ecocascade.models.tier import Tier
@@ -25,6 +24,8 @@ __all__ = [
     "SolutionStoreRouter",
     "current_attempt",
     "recorded_model_name",
+    "reset_attempt",
+    "set_attempt",
 ]
 
 
@@ -35,36 +36,10 @@ class Router(Protocol):
     async def start_tier(self, query: str, tiers: Sequence[Tier]) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
-    """The attempt being judged: its tier index, the tier's label, and the ladder's length."""
-
-    tier: int
-    model: str
-    tiers: int
-
-    @property
-    def is_last(self) -> bool:
-        return self.tier == self.tiers - 1
-
-
-_attempt: contextvars.ContextVar[AttemptContext | None] = contextvars.ContextVar(
-    "ecocascade_attempt", default=None
-)
-
-
-def current_attempt() -> AttemptContext | None:
-    """The attempt the cascade is judging right now, or ``None`` outside a cascade."""
-    return _attempt.get()
-
-
-def set_attempt(context: AttemptContext | None) -> contextvars.Token[AttemptContext | None]:
-    """Set by the cascade around each judge call; undo with :func:`reset_attempt`."""
-    return _attempt.set(context)
-
-
-def reset_attempt(token: contextvars.Token[AttemptContext | None]) -> None:
-    _attempt.reset(token)
+AttemptContext = JudgeContext
+"""Kept for judges written against it: the attempt context is now
+:class:`~ecocascade.types.JudgeContext`, and :func:`current_attempt` lives in
+:mod:`ecocascade.judging` (re-exported here)."""
 
 
 def recorded_model_name(label: str) -> str:
@@ -129,7 +104,7 @@ class HistoryRouter:
         skip_below: float = 0.4,
     ) -> HistoryRouter:
         """``correct`` is ``(len(queries), len(models))``: 1 solved, 0 failed, NaN unknown."""
-        from ecocascade.judges.learned import QUERY_TAIL_CHARS, embed_cached
+        from ecocascade.store.embedders import QUERY_TAIL_CHARS, embed_cached
 
         texts = [q.strip()[-QUERY_TAIL_CHARS:] for q in queries]
         vectors = await embed_cached(embedder, texts)
@@ -153,7 +128,7 @@ class HistoryRouter:
         import numpy as np
 
         from ecocascade.exceptions import ConfigError
-        from ecocascade.judges.learned import QUERY_TAIL_CHARS
+        from ecocascade.store.embedders import QUERY_TAIL_CHARS
 
         if self._embedder is None:
             raise ConfigError("this router has no embedder (built to be saved)", where="router")

@@ -35,12 +35,10 @@ import dataclasses
 import functools
 import math
 import os
-import re
 import shutil
 import signal
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path, PurePosixPath
@@ -54,11 +52,9 @@ __all__ = [
     "ExecutionResult",
     "SandboxFiles",
     "check_limits",
-    "extract_python_code",
     "landlock_abi",
     "normalise_files",
     "run_python",
-    "without_fenced_blocks",
 ]
 
 log = structlog.get_logger(__name__)
@@ -70,75 +66,9 @@ SandboxFiles: TypeAlias = (
 "tool.py": Path("src/tool.py")}`` (a path value is copied from disk), or a list of paths, each
 copied under its own file name. Names are relative (subfolders allowed) and never ``main.py``."""
 
-_PYTHON_TAGS = frozenset({"python", "py", "python3"})
-_OPEN_FENCE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*$")
-_CLOSE_FENCE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*$")
 _READ_CHUNK = 64 * 1024
 _PIPE_GRACE_S = 1.0
 """How long to wait for the output pipes to close once the process group is dead."""
-
-
-def extract_python_code(text: str) -> str | None:
-    """Return the code of the last fenced Python block in ``text``.
-
-    Blocks tagged ``python``, ``py`` or ``python3`` win; failing those, the last untagged block.
-    Blocks tagged with another language (```` ```bash ````) are never Python. Both ```` ``` ```` and
-    ``~~~`` fences are recognised; a block left open at the end of the text runs to the end.
-    Returns ``None`` when there is no candidate block.
-    """
-    last_python: str | None = None
-    last_untagged: str | None = None
-    for tag, code in _fenced_blocks(text):
-        if tag in _PYTHON_TAGS:
-            last_python = code
-        elif not tag:
-            last_untagged = code
-    return last_python if last_python is not None else last_untagged
-
-
-def without_fenced_blocks(text: str) -> str:
-    """``text`` with every fenced block removed, fences included — a block left open at the end
-    removes the rest of the text — parsed as :func:`extract_python_code` parses them."""
-    return "\n".join(_split_fences(text)[0])
-
-
-def _fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """Split markdown into ``(lower-cased tag, dedented code)`` for every fenced block."""
-    return _split_fences(text)[1]
-
-
-def _split_fences(text: str) -> tuple[list[str], list[tuple[str, str]]]:
-    """The lines outside fenced blocks, and ``(lower-cased tag, dedented code)`` per block."""
-    outside: list[str] = []
-    blocks: list[tuple[str, str]] = []
-    fence: str | None = None
-    tag = ""
-    body: list[str] = []
-    for line in text.splitlines():
-        if fence is None:
-            opening = _OPEN_FENCE.match(line)
-            if opening is None or (opening["fence"][0] == "`" and "`" in opening["info"]):
-                outside.append(line)  # prose, or inline code such as ```x``` (CommonMark)
-                continue
-            info = opening["info"]
-            fence = opening["fence"]
-            tag = info.split(maxsplit=1)[0].strip("{}.").lower() if info else ""
-            body = []
-            continue
-        closing = _CLOSE_FENCE.match(line)
-        if closing and closing["fence"][0] == fence[0] and len(closing["fence"]) >= len(fence):
-            blocks.append((tag, _block_code(body)))
-            fence = None
-        else:
-            body.append(line)
-    if fence is not None:
-        blocks.append((tag, _block_code(body)))
-    return outside, blocks
-
-
-def _block_code(lines: list[str]) -> str:
-    code = textwrap.dedent("\n".join(lines)).strip("\n")
-    return code + "\n" if code else ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -6,26 +6,32 @@ Pluggable parts are Protocols with one async method, so anything with the right 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ecocascade.models.client import TierClient
+    from ecocascade.models.tier import Tier
+    from ecocascade.store.records import SolutionRecord
 
 __all__ = [
+    "ChatModel",
     "ChatRequest",
+    "Completion",
     "Demonstration",
     "Embedder",
     "Judge",
     "JudgeContext",
     "Message",
     "Solution",
+    "SolutionStoreProtocol",
     "Solver",
     "Task",
+    "ToolCallDelta",
     "Usage",
     "Verdict",
     "add_costs",
+    "message_text",
 ]
 
 Message = Mapping[str, Any]
@@ -53,6 +59,21 @@ def add_costs(*costs: float | None) -> float | None:
             return None
         total += cost
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One successful model call (after any retries)."""
+
+    text: str
+    model: str
+    usage: Usage
+    cost_usd: float | None
+    latency_s: float
+    retries: int = 0
+    finish_reason: str | None = None
+    tool_calls: Sequence[Any] = ()
+    raw: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,11 +188,17 @@ class JudgeContext:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """What a solver is asked to do on one tier: the query, plus demonstrations to imitate."""
+    """What a solver is asked to do on one tier: the query, plus demonstrations to imitate.
+
+    ``request`` is the whole chat request (history, tools, response format, params) when the
+    cascade resolves one; ``query`` is then its last user message and ``system_prompt`` its
+    system prompt. A solver that only knows plain questions may ignore it.
+    """
 
     query: str
     system_prompt: str | None = None
     demonstrations: Sequence[Demonstration] = ()
+    request: ChatRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,11 +211,23 @@ class Solution:
     model_calls: int = 1
     retries: int = 0
     transcript: Sequence[Message] = ()
+    message: Message | None = None
+    """The final assistant message in OpenAI shape (``content`` and/or ``tool_calls``); ``None``
+    from a solver that only produces text (the cascade then uses ``answer`` as the content)."""
+    model: str | None = None
+    """The model the provider says answered (may differ from the tier's label), if known."""
+    finish_reason: str | None = None
 
 
 @runtime_checkable
 class Judge(Protocol):
     """Decides whether an answer resolves the query: the cascade's success criterion.
+
+    The cascade passes ``context`` (which tier answered, the request, earlier attempts, the full
+    solution). A judge written for the older ``judge(query, answer)`` signature still works: the
+    cascade calls it without ``context`` and it may read
+    :func:`~ecocascade.judging.current_attempt`. A judge called with ``context=None`` (by
+    another judge, or outside a cascade) falls back to ``current_attempt()``.
 
     Raise :class:`~ecocascade.exceptions.JudgeError` when no verdict can be reached; the cascade
     then treats the answer as not accepted (an unverified answer is never passed off as a success).
@@ -197,7 +236,51 @@ class Judge(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def judge(self, query: str, answer: str) -> Verdict: ...
+    async def judge(
+        self, query: str, answer: str, context: JudgeContext | None = None
+    ) -> Verdict: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call as a model streams it: ``index`` says which call; ``id`` and
+    ``name`` come with its first piece, ``arguments`` is the next piece of the JSON text."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """One tier's model: what a solver calls. :class:`~ecocascade.models.client.TierClient` is
+    the LiteLLM one; :mod:`ecocascade.testing` has in-process ones (``ScriptedModel``,
+    ``FunctionModel``).
+
+    ``tier`` describes it (label, params, price: what the cascade's fingerprint and routers
+    read). ``complete`` makes one call (raising a
+    :class:`~ecocascade.exceptions.ProviderError` when it fails for good); ``stream`` yields text
+    (``str``) and :class:`ToolCallDelta` pieces, then the whole :class:`Completion`;
+    ``estimate_cost`` prices a call before it is made (``None``: unknown price).
+    """
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def max_output_tokens(self) -> int | None: ...
+
+    def estimate_cost(self, messages: Sequence[Message], output_tokens: int) -> float | None: ...
+
+    async def complete(self, messages: Sequence[Message], **params: Any) -> Completion: ...
+
+    def stream(
+        self, messages: Sequence[Message], **params: Any
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]: ...
 
 
 @runtime_checkable
@@ -208,7 +291,23 @@ class Solver(Protocol):
     agent solvers may call the model many times, summing usage and cost into the Solution.
     """
 
-    async def solve(self, task: Task, model: TierClient) -> Solution: ...
+    async def solve(self, task: Task, model: ChatModel) -> Solution: ...
+
+
+@runtime_checkable
+class SolutionStoreProtocol(Protocol):
+    """Where verified solutions are kept and found again as demonstrations:
+    :class:`~ecocascade.store.chroma.SolutionStore` (Chroma), or anything of this shape."""
+
+    async def search(
+        self, query: str, *, namespace: str = "default", k: int = 1, threshold: float = 0.0
+    ) -> list[Demonstration]: ...
+
+    async def record(self, record: SolutionRecord) -> SolutionRecord | None: ...
+
+    async def mark_used(
+        self, ids: Sequence[str], *, namespace: str = "default", succeeded: bool
+    ) -> None: ...
 
 
 @runtime_checkable

@@ -9,7 +9,9 @@ in this process), every request a real HTTP request from one aiohttp client with
 - **ecocascade**: `ecocascade serve` (one worker, a subprocess), model `cascade/bench`: one tier,
   a `contains` judge, the SQLite response cache;
 - **litellm-proxy**: `litellm --config ... --num_workers 1` (the pinned `litellm[proxy]`, a
-  subprocess) with its in-memory response cache on.
+  subprocess) with its in-memory response cache on;
+- for the breakdown: `ecocascade serve`'s pass-through of the same model (gateway + LiteLLM, no
+  cascade), and `litellm.acompletion` called in this process (LiteLLM alone, no gateway).
 
 1. *Added latency*, cache miss, one tier: N distinct questions per path, sequential and
    interleaved (so drift hits all paths alike); added = gateway p50/p99 minus direct p50/p99.
@@ -96,15 +98,31 @@ async def chat(
         return {"headers": response.headers, "data": data}
 
 
+async def in_process_litellm(api_base: str, question: str) -> None:
+    """The same call as the tier makes, without any gateway: LiteLLM's own share."""
+    from ecocascade._env import import_litellm
+
+    response = await import_litellm().acompletion(
+        model="openai/m", api_base=api_base, api_key="no-key", num_retries=0, max_retries=0,
+        messages=[{"role": "user", "content": question}], timeout=60,
+    )  # fmt: skip
+    assert ANSWER in response.choices[0].message.content
+
+
 async def latency(
-    session: aiohttp.ClientSession, paths: dict[str, tuple[str, str]], n: int
+    session: aiohttp.ClientSession, paths: dict[str, tuple[str, str]], n: int, api_base: str
 ) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in paths}
+    names = [*paths, "litellm.acompletion (in-process)"]
+    times: dict[str, list[float]] = {name: [] for name in names}
     for i in range(n + 20):  # the first 20 rounds warm connections and code paths
-        for name, (url, model) in paths.items():
+        for name in names:
             question = f"question {i} {uuid.uuid4().hex[:8]}: what is six times seven?"
             started = time.perf_counter()
-            result = await chat(session, url, model, question)
+            if name in paths:
+                url, model = paths[name]
+                result = await chat(session, url, model, question)
+            else:
+                await in_process_litellm(api_base, question)
             elapsed = time.perf_counter() - started
             if name == "ecocascade":
                 assert result["headers"]["x-ecocascade-cache"] == "miss"
@@ -143,13 +161,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         price = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
         eco_port, lite_port = free_port(), free_port()
         gateway_config = {
+            "models": {"m": {"model": "openai/m", "api_base": upstream.api_base, "price": price}},
             "cascades": {
                 "bench": {
                     "tiers": [{"model": "openai/m", "api_base": upstream.api_base, "price": price}],
                     "judge": {"type": "contains", "text": "42"},
                     "cache": {"location": str(work / "cache.sqlite3")},
                 }
-            }
+            },
         }
         (work / "gateway.yaml").write_text(yaml.safe_dump(gateway_config))
         litellm_config = {
@@ -168,13 +187,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "general_settings": {"dangerously_permit_weak_or_unset_master_key": True},
         }
         (work / "litellm.yaml").write_text(yaml.safe_dump(litellm_config))
-        bin_dir = Path(sys.executable).parent
+        bin_dir = Path(sys.executable).parent  # litellm's CLI lives beside this Python
         env = {"PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
         try:
             procs.append(
                 start(
-                    [str(bin_dir / "ecocascade"), "serve", "--config", str(work / "gateway.yaml"),
-                     "--port", str(eco_port)],
+                    [sys.executable, "-m", "ecocascade", "serve",
+                     "--config", str(work / "gateway.yaml"), "--port", str(eco_port)],
                     work / "ecocascade.log",
                     env,
                 )
@@ -198,12 +217,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 paths = {
                     "direct": (f"{upstream.api_base}/chat/completions", "m"),
                     "ecocascade": (f"{eco}/v1/chat/completions", "cascade/bench"),
+                    "ecocascade pass-through": (f"{eco}/v1/chat/completions", "m"),
                     "litellm-proxy": (f"{lite}/v1/chat/completions", "m"),
                 }
-                times = await latency(session, paths, args.requests)
+                times = await latency(session, paths, args.requests, upstream.api_base)
                 hot = "What is six times seven? (the cached one)"
                 rates: dict[str, dict[int, float]] = {"ecocascade": {}, "litellm-proxy": {}}
-                for name in rates:
+                for name in list(rates):
                     url, model = paths[name]
                     await chat(session, url, model, hot)  # answered once: now it is cached
                     before = len(upstream.requests)
@@ -248,10 +268,10 @@ def report(summary: dict[str, Any]) -> None:
     lat = summary["latency_ms"]
     n = summary["requests_per_path"]
     print(f"cache miss, one tier, {n} sequential requests per path (ms)")
-    print(f"{'path':15} {'p50':>8} {'p99':>8} {'added p50':>10} {'added p99':>10}")
+    print(f"{'path':34} {'p50':>8} {'p99':>8} {'added p50':>10} {'added p99':>10}")
     for name, row in lat.items():
         added = f"{row['added_p50']:>10.2f} {row['added_p99']:>10.2f}" if "added_p50" in row else ""
-        print(f"{name:15} {row['p50']:>8.2f} {row['p99']:>8.2f} {added}")
+        print(f"{name:34} {row['p50']:>8.2f} {row['p99']:>8.2f} {added}")
     rates = summary["cache_hit_rps"]
     print(f"\nexact cache hits, req/s, one worker, {summary['seconds_per_concurrency']} s each")
     print(f"{'path':15} {'c=1':>8} {'c=16':>8} {'c=64':>8}")

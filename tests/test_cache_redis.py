@@ -16,6 +16,7 @@ import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import redis
@@ -23,6 +24,7 @@ import redis.exceptions
 
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
 from ecocascade.cache.redis_backend import RedisBackend
+from ecocascade.cache.sqlite_backend import SQLiteBackend
 from ecocascade.exceptions import ConfigError
 from ecocascade.testing import FakeLLMServer
 
@@ -344,6 +346,32 @@ async def test_stats_count_live_entries_per_namespace_and_hits(
         {"a": 3, "b": 1},
         3,
     )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def either_backend(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[CacheBackend]:
+    """The embedded and the shared backend, one after the other: they must agree."""
+    store: SQLiteBackend | RedisBackend
+    if request.param == "sqlite":
+        store = SQLiteBackend(tmp_path / "cache.sqlite3")
+    else:
+        store = RedisBackend(request.getfixturevalue("redis_server").url)
+    yield store
+    await store.close()
+
+
+async def test_re_storing_an_entry_keeps_the_hits_it_had(either_backend: CacheBackend) -> None:
+    await either_backend.put(entry("k"))
+    for _ in range(3):
+        await either_backend.record_hit("k")
+    await either_backend.put(replace(entry("k"), answer="a better answer"))
+    await either_backend.record_hit("k")
+
+    got = await either_backend.get("k")
+    assert got is not None and got.answer == "a better answer"
+    assert (await either_backend.stats()).hits == 4
 
 
 # -- concurrency, failures, event loops -----------------------------------------------------

@@ -318,13 +318,25 @@ def test_models_endpoint_lists_scripted_models(server: FakeLLMServer) -> None:
 
 
 def test_unknown_paths_and_invalid_json_get_json_errors(server: FakeLLMServer) -> None:
-    unknown = httpx.post(f"{server.api_base}/embeddings", json={"model": "m"})
+    unknown = httpx.post(f"{server.api_base}/audio/speech", json={"model": "m"})
     invalid = httpx.post(f"{server.api_base}/chat/completions", content=b"{not json")
 
     assert unknown.status_code == 404
     assert "error" in unknown.json()
     assert invalid.status_code == 400
     assert invalid.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_embeddings_are_deterministic_unit_vectors_and_recorded(server: FakeLLMServer) -> None:
+    one = httpx.post(f"{server.api_base}/embeddings", json={"model": "e", "input": ["a", "b"]})
+    again = httpx.post(f"{server.api_base}/embeddings", json={"model": "e", "input": "a"})
+
+    vectors = [d["embedding"] for d in one.json()["data"]]
+    assert len(vectors) == 2 and vectors[0] != vectors[1]
+    assert again.json()["data"][0]["embedding"] == vectors[0]
+    assert abs(sum(v * v for v in vectors[0]) - 1) < 1e-4
+    assert [r["input"] for r in server.embedding_requests] == [["a", "b"], "a"]
+    assert server.requests == []  # chat requests only
 
 
 def test_chat_completions_is_also_served_without_the_v1_prefix(server: FakeLLMServer) -> None:

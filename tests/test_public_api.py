@@ -45,3 +45,23 @@ def test_every_provider_error_has_a_stable_kind() -> None:
         "rate_limited", "timeout", "unavailable", "context_window", "malformed_response",
         "rejected", "model_missing", "local_server",
     }  # fmt: skip
+
+
+def test_the_top_level_exports_the_core_and_integrations_stay_in_their_subpackages() -> None:
+    import ecocascade.agents
+    import ecocascade.eval.runner
+    import ecocascade.replay
+
+    integrations = {
+        "CascadeChatCompletionClient": ecocascade.agents,
+        "LiteLLMChatCompletionClient": ecocascade.agents,
+        "AutoGenSolver": ecocascade.agents,
+        "CodeSolver": ecocascade.agents,
+        "run_eval": ecocascade.eval.runner,
+        "RecordedDataset": ecocascade.replay,
+    }
+    for name, home in integrations.items():
+        assert name not in ecocascade.__all__ and not hasattr(ecocascade, name), name
+        assert getattr(home, name) is not None, name
+    for core in ("Cascade", "ChatRequest", "JudgeContext", "ChatModel", "WellFormedReply"):
+        assert core in ecocascade.__all__

@@ -14,7 +14,8 @@ from structlog.testing import capture_logs
 
 from ecocascade import sandbox
 from ecocascade.exceptions import ConfigError
-from ecocascade.sandbox import extract_python_code, landlock_abi, run_python
+from ecocascade.sandbox import landlock_abi, run_python
+from ecocascade.text import extract_python_code, without_fenced_blocks
 
 needs_landlock = pytest.mark.skipif(
     landlock_abi() is None, reason="this kernel has no Landlock: writes cannot be confined"
@@ -104,7 +105,7 @@ def test_without_fenced_blocks_removes_every_block_open_or_closed() -> None:
     """Closed blocks of any language go, fences included; an open block takes the rest; inline
     triple-backtick code is prose."""
     text = "A\n```bash\nls\n```\nB ```x``` C\n~~~\nraw\n~~~\nD\n```python\nprint(1)\nmore"
-    assert sandbox.without_fenced_blocks(text) == "A\nB ```x``` C\nD"
+    assert without_fenced_blocks(text) == "A\nB ```x``` C\nD"
 
 
 # --- run_python --------------------------------------------------------------------------------

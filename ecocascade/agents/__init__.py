@@ -18,7 +18,7 @@ _EXPORTS: dict[str, str] = {
     "CodeSolver": "ecocascade.agents.code",
     "LiteLLMChatCompletionClient": "ecocascade.agents.client",
     "SandboxCodeExecutor": "ecocascade.agents.code",
-    "WellFormedReply": "ecocascade.agents.cascade_client",
+    "WellFormedReply": "ecocascade.judges.reply",
 }
 
 __all__ = [
@@ -48,12 +48,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from ecocascade.agents.cascade_client import (
-        CallJudge,
-        CascadeChatCompletionClient,
-        WellFormedReply,
-    )
+    from ecocascade.agents.cascade_client import CallJudge, CascadeChatCompletionClient
     from ecocascade.agents.client import LiteLLMChatCompletionClient
     from ecocascade.agents.code import CodeRun, CodeSolver, SandboxCodeExecutor
     from ecocascade.agents.solver import AutoGenSolver
     from ecocascade.judges.execution import CodeRunJudge
+    from ecocascade.judges.reply import WellFormedReply

@@ -17,35 +17,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
-import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, Literal, Self, cast
+from typing import Any, Self
 
-from autogen_core import CancellationToken, Component, FunctionCall, Image
+from autogen_core import CancellationToken, Component
 from autogen_core.models import (
-    AssistantMessage,
     ChatCompletionClient,
     CreateResult,
-    FinishReasons,
-    FunctionExecutionResultMessage,
     LLMMessage,
-    ModelFamily,
     ModelInfo,
     RequestUsage,
-    SystemMessage,
-    UserMessage,
 )
 from autogen_core.tools import Tool, ToolSchema
 from pydantic import BaseModel, Field
 
 from ecocascade._env import import_litellm
+from ecocascade.agents.messages import (
+    NO_ARGS,
+    RESERVED_ARGS,
+    ToolChoice,
+    add_usage,
+    openai_tool_choice,
+    to_create_result,
+    to_openai_messages,
+    to_openai_tools,
+)
+from ecocascade.agents.model_info import context_window, derive_model_info
 from ecocascade.exceptions import ConfigError
 from ecocascade.models.client import Completion, TierClient
 from ecocascade.models.tier import Price, RetryPolicy, Tier
-from ecocascade.types import Message, add_costs
+from ecocascade.types import ChatModel, Message, add_costs
 
 __all__ = [
     "CallStats",
@@ -56,53 +58,7 @@ __all__ = [
     "to_openai_tools",
 ]
 
-ToolChoice = Tool | Literal["auto", "required", "none"]
-
-_NO_ARGS: Mapping[str, Any] = MappingProxyType({})
 _TIER_FIELDS = frozenset({"api_base", "api_key_env", "price", "timeout_s", "retry", "name"})
-# Set by the client itself: a caller passing them in extra_create_args is a mistake.
-_RESERVED_ARGS = frozenset(
-    # The tier decides where its key goes: extra_create_args may not send it to another host.
-    {"model", "messages", "stream", "stream_options", "tools", "api_key", "api_base", "base_url"}
-    | {"client", "custom_llm_provider"}
-)
-_DEFAULT_CONTEXT_WINDOW = 8192
-_LOCAL_CONTEXT_WINDOW = 2048  # the local servers' default n_ctx
-_FINISH_REASONS: Mapping[str, FinishReasons] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "function_calls",
-    "function_call": "function_calls",
-    "content_filter": "content_filter",
-}
-# Substring of the model name → AutoGen family; first match wins, so longer names come first.
-_FAMILIES: tuple[tuple[str, str], ...] = (
-    ("gpt-5", ModelFamily.GPT_5),
-    ("gpt-4.1", ModelFamily.GPT_41),
-    ("gpt-4.5", ModelFamily.GPT_45),
-    ("gpt-4o", ModelFamily.GPT_4O),
-    ("gpt-4", ModelFamily.GPT_4),
-    ("gpt-3.5", ModelFamily.GPT_35),
-    ("o1", ModelFamily.O1),
-    ("o3", ModelFamily.O3),
-    ("o4", ModelFamily.O4),
-    ("claude-3-5-haiku", ModelFamily.CLAUDE_3_5_HAIKU),
-    ("claude-3-5-sonnet", ModelFamily.CLAUDE_3_5_SONNET),
-    ("claude-3-7-sonnet", ModelFamily.CLAUDE_3_7_SONNET),
-    ("claude-3-haiku", ModelFamily.CLAUDE_3_HAIKU),
-    ("claude-3-sonnet", ModelFamily.CLAUDE_3_SONNET),
-    ("claude-3-opus", ModelFamily.CLAUDE_3_OPUS),
-    ("claude-opus-4", ModelFamily.CLAUDE_4_OPUS),
-    ("claude-sonnet-4", ModelFamily.CLAUDE_4_SONNET),
-    ("gemini-2.5-pro", ModelFamily.GEMINI_2_5_PRO),
-    ("gemini-2.5-flash", ModelFamily.GEMINI_2_5_FLASH),
-    ("gemini-2.0-flash", ModelFamily.GEMINI_2_0_FLASH),
-    ("gemini-1.5-pro", ModelFamily.GEMINI_1_5_PRO),
-    ("gemini-1.5-flash", ModelFamily.GEMINI_1_5_FLASH),
-    ("codestral", ModelFamily.CODESRAL),
-    ("ministral", ModelFamily.MINISTRAL),
-    ("mistral", ModelFamily.MISTRAL),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +106,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
 
     def __init__(
         self,
-        model: str | Tier | TierClient,
+        model: str | Tier | ChatModel,
         *,
         model_info: ModelInfo | None = None,
         context_window: int | None = None,
@@ -180,7 +136,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         return self._client.tier
 
     @property
-    def tier_client(self) -> TierClient:
+    def tier_client(self) -> ChatModel:
         return self._client
 
     @property
@@ -225,7 +181,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> CreateResult:
         """One chat completion. Provider failures raise typed :class:`ProviderError`\\ s."""
@@ -246,7 +202,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> tuple[CreateResult, CallStats]:
         """:meth:`create`, plus what this very call cost (``last_call`` may be another
@@ -267,7 +223,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | CreateResult, None]:
         """Text chunks as the model writes them, then the whole :class:`CreateResult`."""
@@ -288,7 +244,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         tools: Sequence[Tool | ToolSchema] = (),
         tool_choice: ToolChoice = "auto",
         json_output: bool | type[BaseModel] | None = None,
-        extra_create_args: Mapping[str, Any] = _NO_ARGS,
+        extra_create_args: Mapping[str, Any] = NO_ARGS,
         cancellation_token: CancellationToken | None = None,
     ) -> AsyncGenerator[str | tuple[CreateResult, CallStats], None]:
         """:meth:`create_stream` ending with the result and what this call cost."""
@@ -310,7 +266,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
                     break
                 if isinstance(item, str):
                     yield item
-                else:
+                elif isinstance(item, Completion):
                     final = item
         assert final is not None  # TierClient.stream always ends with a Completion
         yield self._account(final)
@@ -323,7 +279,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         json_output: bool | type[BaseModel] | None,
         extra_create_args: Mapping[str, Any],
     ) -> tuple[list[Message], dict[str, Any]]:
-        reserved = _RESERVED_ARGS & set(extra_create_args)
+        reserved = RESERVED_ARGS & set(extra_create_args)
         if reserved:
             raise ConfigError(
                 f"{sorted(reserved)} are set by the client, not through extra_create_args",
@@ -338,7 +294,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
                     where="tools",
                 )
             params["tools"] = to_openai_tools(tools)
-            params["tool_choice"] = _tool_choice(tool_choice, tools)
+            params["tool_choice"] = openai_tool_choice(tool_choice, tools)
         if isinstance(json_output, type) and issubclass(json_output, BaseModel):
             params["response_format"] = json_output
         elif json_output is True:
@@ -350,8 +306,8 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
             prompt_tokens=completion.usage.input_tokens,
             completion_tokens=completion.usage.output_tokens,
         )
-        self._actual_usage = _add(self._actual_usage, usage)
-        self._total_usage = _add(self._total_usage, usage)
+        self._actual_usage = add_usage(self._actual_usage, usage)
+        self._total_usage = add_usage(self._total_usage, usage)
         self.total_cost_usd = add_costs(self.total_cost_usd, completion.cost_usd)
         self.calls += 1
         self.retries += completion.retries
@@ -397,12 +353,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         """Prompt tokens the model accepts: the override, LiteLLM's table, or a default."""
         if self._context_window is not None:
             return self._context_window
-        tier = self.tier
-        if tier.is_local:
-            return int(tier.params.get("n_ctx") or _LOCAL_CONTEXT_WINDOW)
-        info = _table_info(tier.model)
-        value = info.get("max_input_tokens") or info.get("max_tokens")
-        return int(value) if value else _DEFAULT_CONTEXT_WINDOW
+        return context_window(self.tier)
 
     @property
     def model_info(self) -> ModelInfo:
@@ -422,151 +373,11 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
         process's (stopped at exit)."""
 
 
-# -- conversions -----------------------------------------------------------------------------
-
-
-def to_openai_messages(messages: Sequence[LLMMessage]) -> list[Message]:
-    """AutoGen messages → OpenAI/LiteLLM chat messages (one ``tool`` message per result)."""
-    converted: list[Message] = []
-    for message in messages:
-        if isinstance(message, SystemMessage):
-            converted.append({"role": "system", "content": message.content})
-        elif isinstance(message, UserMessage):
-            converted.append({"role": "user", "content": _user_content(message.content)})
-        elif isinstance(message, AssistantMessage):
-            if isinstance(message.content, str):
-                converted.append({"role": "assistant", "content": message.content})
-            else:
-                converted.append(
-                    {
-                        "role": "assistant",
-                        "content": message.thought,
-                        "tool_calls": [
-                            {
-                                "id": call.id,
-                                "type": "function",
-                                "function": {"name": call.name, "arguments": call.arguments},
-                            }
-                            for call in message.content
-                        ],
-                    }
-                )
-        elif isinstance(message, FunctionExecutionResultMessage):
-            converted.extend(
-                {"role": "tool", "tool_call_id": result.call_id, "content": result.content}
-                for result in message.content
-            )
-        else:
-            raise ConfigError(
-                f"unsupported message type {type(message).__name__}", where="messages"
-            )
-    return converted
-
-
-def _user_content(content: str | list[str | Image]) -> Any:
-    if isinstance(content, str):
-        return content
-    parts: list[dict[str, Any]] = []
-    for part in content:
-        if isinstance(part, str):
-            parts.append({"type": "text", "text": part})
-        else:
-            parts.append({"type": "image_url", "image_url": {"url": part.data_uri}})
-    return parts
-
-
-def to_openai_tools(tools: Sequence[Tool | ToolSchema]) -> list[dict[str, Any]]:
-    """AutoGen tools or tool schemas → OpenAI ``{"type": "function", ...}`` tool definitions."""
-    converted = []
-    for tool in tools:
-        schema = tool_schema(tool)
-        function: dict[str, Any] = {
-            "name": schema["name"],
-            "parameters": dict(schema.get("parameters") or {"type": "object", "properties": {}}),
-        }
-        if schema.get("description"):
-            function["description"] = schema["description"]
-        if "strict" in schema:
-            function["strict"] = schema["strict"]
-        converted.append({"type": "function", "function": function})
-    return converted
-
-
-def tool_schema(tool: Tool | ToolSchema) -> ToolSchema:
-    return tool.schema if isinstance(tool, Tool) else tool
-
-
-def _tool_choice(choice: ToolChoice, tools: Sequence[Tool | ToolSchema]) -> Any:
-    if isinstance(choice, str):
-        if choice not in ("auto", "required", "none"):
-            raise ConfigError(
-                f"expected a Tool, 'auto', 'required' or 'none', got {choice!r}",
-                where="tool_choice",
-            )
-        return choice
-    names = {tool_schema(t)["name"] for t in tools}
-    if choice.name not in names:
-        raise ConfigError(
-            f"tool_choice names {choice.name!r}, which is not among the tools passed",
-            where="tool_choice",
-        )
-    return {"type": "function", "function": {"name": choice.name}}
-
-
-def to_create_result(completion: Completion, usage: RequestUsage) -> CreateResult:
-    """A LiteLLM completion → AutoGen's ``CreateResult`` (tool calls become FunctionCalls)."""
-    thought = _reasoning(completion.raw)
-    if completion.tool_calls:
-        calls = [_function_call(call) for call in completion.tool_calls]
-        text = completion.text or None
-        return CreateResult(
-            finish_reason="function_calls",
-            content=calls,
-            usage=usage,
-            cached=False,
-            thought="\n".join(t for t in (thought, text) if t) or None,
-        )
-    return CreateResult(
-        finish_reason=_FINISH_REASONS.get(completion.finish_reason or "", "unknown"),
-        content=completion.text,
-        usage=usage,
-        cached=False,
-        thought=thought,
-    )
-
-
-def _function_call(call: Any) -> FunctionCall:
-    function = getattr(call, "function", None)
-    name = getattr(function, "name", None) or ""
-    arguments = getattr(function, "arguments", None)
-    if not isinstance(arguments, str):
-        arguments = json.dumps(arguments if arguments is not None else {})
-    # Some servers (llama.cpp among them) send no call id; the tool result must still match.
-    call_id = getattr(call, "id", None) or f"call_{uuid.uuid4().hex[:24]}"
-    return FunctionCall(id=call_id, arguments=arguments, name=name)
-
-
-def _reasoning(raw: Any) -> str | None:
-    try:
-        message = raw.choices[0].message
-    except (AttributeError, IndexError, TypeError):
-        return None
-    text = getattr(message, "reasoning_content", None)
-    return text if isinstance(text, str) and text else None
-
-
-def _add(a: RequestUsage, b: RequestUsage) -> RequestUsage:
-    return RequestUsage(
-        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
-        completion_tokens=a.completion_tokens + b.completion_tokens,
-    )
-
-
 # -- construction and model info -------------------------------------------------------------
 
 
-def _tier_client(model: str | Tier | TierClient, params: dict[str, Any]) -> TierClient:
-    if isinstance(model, TierClient):
+def _tier_client(model: str | Tier | ChatModel, params: dict[str, Any]) -> ChatModel:
+    if isinstance(model, ChatModel):
         if params:
             raise ConfigError(
                 f"{sorted(params)}: set parameters on the Tier when passing a TierClient",
@@ -592,55 +403,3 @@ def _retry_policy(values: Mapping[str, int | float]) -> RetryPolicy:
         base_delay_s=values.get("base_delay_s", default.base_delay_s),
         max_delay_s=values.get("max_delay_s", default.max_delay_s),
     )
-
-
-def derive_model_info(tier: Tier) -> ModelInfo:
-    """AutoGen's ``ModelInfo`` for a tier.
-
-    From LiteLLM's bundled model table when it knows the model; a ``local/<name>`` chat model
-    calls functions (llama.cpp parses tool calls from its chat template) and a completion-style
-    one does not; any other model is assumed to be an OpenAI-compatible chat model with function
-    calling and without vision or JSON mode. Pass ``model_info=`` to say otherwise.
-    """
-    name = tier.model.rsplit("/", 1)[-1].lower()
-    family = next((f for key, f in _FAMILIES if key in name), ModelFamily.UNKNOWN)
-    if tier.is_local:
-        from ecocascade.models.local.catalogue import CATALOGUE
-
-        entry = CATALOGUE.get(tier.model.removeprefix("local/"))
-        chat = entry is None or entry.style == "chat"
-        return ModelInfo(
-            vision=False,
-            function_calling=chat,
-            json_output=chat,
-            family=ModelFamily.UNKNOWN,
-            structured_output=False,
-            multiple_system_messages=False,
-        )
-    info = _table_info(tier.model)
-    if not info:
-        return ModelInfo(
-            vision=False,
-            function_calling=True,
-            json_output=False,
-            family=family,
-            structured_output=False,
-            multiple_system_messages=True,
-        )
-    schema = bool(info.get("supports_response_schema"))
-    return ModelInfo(
-        vision=bool(info.get("supports_vision")),
-        function_calling=bool(info.get("supports_function_calling")),
-        json_output=schema or bool(info.get("supports_function_calling")),
-        family=family,
-        structured_output=schema,
-        multiple_system_messages=info.get("supports_system_messages") is not False,
-    )
-
-
-def _table_info(model: str) -> Mapping[str, Any]:
-    litellm = import_litellm()
-    try:
-        return cast(Mapping[str, Any], litellm.get_model_info(model))
-    except Exception:  # LiteLLM raises several types for "not in the table"; all mean unknown
-        return {}

@@ -49,16 +49,9 @@ from ecocascade.agents.solver import AutoGenSolver
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError
 from ecocascade.judges.execution import run_status_line
-from ecocascade.models.client import TierClient
-from ecocascade.sandbox import (
-    SandboxFiles,
-    check_limits,
-    extract_python_code,
-    normalise_files,
-    run_python,
-    without_fenced_blocks,
-)
-from ecocascade.types import Message, Solution, Task
+from ecocascade.sandbox import SandboxFiles, check_limits, normalise_files, run_python
+from ecocascade.text import extract_python_code, without_fenced_blocks
+from ecocascade.types import ChatModel, Message, Solution, Task
 
 __all__ = ["DEFAULT_SYSTEM_MESSAGE", "CodeRun", "CodeSolver", "SandboxCodeExecutor"]
 
@@ -372,7 +365,7 @@ class CodeSolver:
             return self.system_message.replace("{context}", context)
         return self.system_message + context
 
-    async def solve(self, task: Task, model: TierClient) -> Solution:
+    async def solve(self, task: Task, model: ChatModel) -> Solution:
         executor = self._executor()
         demonstrations = [
             dataclasses.replace(d, solution=demonstration_solution(d.solution))

@@ -36,8 +36,7 @@ from autogen_core.models import CreateResult
 from ecocascade.agents.client import LiteLLMChatCompletionClient
 from ecocascade.controller.demos import DEFAULT_DEMO_TEMPLATE, DemoTemplate
 from ecocascade.exceptions import ConfigError, ProviderError, SolverError
-from ecocascade.models.client import TierClient
-from ecocascade.types import Message, Solution, Task, Usage
+from ecocascade.types import ChatModel, Message, Solution, Task, Usage
 
 __all__ = ["AgentFactory", "AnswerFn", "AutoGenSolver", "final_text"]
 
@@ -160,7 +159,7 @@ class AutoGenSolver:
         system messages, and later turns cost more)."""
         return [{"role": "user", "content": self.initial_message(task)}]
 
-    async def solve(self, task: Task, model: TierClient) -> Solution:
+    async def solve(self, task: Task, model: ChatModel) -> Solution:
         client = _TrackedClient(model)
         try:
             runner = await self._build(client)

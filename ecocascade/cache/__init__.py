@@ -1,7 +1,7 @@
 """The response cache: exact and (opt-in) semantic reuse of accepted answers."""
 
-from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
-from ecocascade.cache.cache import CacheHit, ResponseCache, open_backend
+from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
+from ecocascade.cache.cache import ResponseCache, open_backend
 from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 
 __all__ = [

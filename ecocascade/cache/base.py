@@ -1,17 +1,17 @@
-"""The response cache's contract: entries, and the backend protocol both backends implement."""
+"""The response cache's contract: entries, hits, and the backend protocol of both backends."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["CacheBackend", "CacheEntry", "CacheStats"]
+__all__ = ["CacheBackend", "CacheEntry", "CacheHit", "CacheStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,28 @@ class CacheEntry:
     expires_at: float
     created_at: float = field(default_factory=time.time)
     vector: Sequence[float] | NDArray[np.float32] | None = None
+    reply: Mapping[str, Any] | None = None
+    """JSON-able details of the reply beside ``answer``: ``message`` (the OpenAI assistant message,
+    tool calls included), ``usage`` (``[input, output]`` tokens) and ``upstream_model``."""
 
     def expired(self, now: float | None = None) -> bool:
         return (now if now is not None else time.time()) >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """A cached accepted answer served instead of running the ladder."""
+
+    kind: Literal["exact", "semantic"]
+    key: str
+    answer: str
+    model: str | None
+    tier: int | None
+    cached_query: str
+    similarity: float
+    age_s: float
+    reply: Mapping[str, Any] | None = None
+    """The cached entry's reply details (see :attr:`CacheEntry.reply`), if it has them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,34 +16,19 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from ecocascade.cache.base import CacheBackend, CacheEntry, CacheStats
+from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
 from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 from ecocascade.exceptions import ConfigError
-from ecocascade.store.records import normalise_query
+from ecocascade.text import normalise_query
 from ecocascade.types import Embedder
 
-__all__ = ["CacheHit", "ResponseCache", "open_backend"]
+__all__ = ["ResponseCache", "open_backend"]
 
 DAY = 86_400.0
-
-
-@dataclass(frozen=True, slots=True)
-class CacheHit:
-    """A cached accepted answer served instead of running the ladder."""
-
-    kind: Literal["exact", "semantic"]
-    key: str
-    answer: str
-    model: str | None
-    tier: int | None
-    cached_query: str
-    similarity: float
-    age_s: float
 
 
 def open_backend(location: str | Path) -> CacheBackend:
@@ -94,6 +79,11 @@ class ResponseCache:
         self._embedder = embedder
 
     @property
+    def location(self) -> str:
+        """Where the entries live (a SQLite path or a Redis URL)."""
+        return self.backend.location
+
+    @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
             from ecocascade.store.embedders import default_embedder
@@ -116,15 +106,15 @@ class ResponseCache:
         namespace: str,
         fingerprint: str,
         time_sensitive: bool | None = None,
+        semantic: bool = True,
     ) -> tuple[CacheHit | None, str | None]:
-        """A hit, or ``None`` with the reason a semantic candidate was refused (if one was)."""
+        """A hit, or ``None`` with the reason a semantic candidate was refused (if one was).
+        ``semantic=False`` looks for an exact hit only (a follow-up turn of a conversation)."""
         now = time.time()
-        key = self.key(query, namespace, fingerprint)
-        entry = await self.backend.get(key)
-        if entry is not None:
-            await self.backend.record_hit(key)
-            return self._hit("exact", entry, 1.0, now), None
-        if not self.semantic(namespace):
+        hit = await self.get(self.key(query, namespace, fingerprint))
+        if hit is not None:
+            return hit, None
+        if not (semantic and self.semantic(namespace)):
             return None, None
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             return None, "time-sensitive query: no semantic reuse"
@@ -158,17 +148,58 @@ class ResponseCache:
         model: str | None,
         tier: int | None,
         time_sensitive: bool | None = None,
+        semantic: bool = True,
+        reply: Mapping[str, Any] | None = None,
     ) -> CacheEntry:
-        """Cache an accepted answer."""
+        """Cache an accepted answer (``reply``: its message, usage and upstream model).
+        ``semantic=False`` stores no embedding: the entry serves exact lookups only."""
+        vector = None
+        if semantic and self.semantic(namespace):
+            (vector,) = await self.embedder.embed([query])
+        return await self.put(
+            self.key(query, namespace, fingerprint),
+            query=query,
+            namespace=namespace,
+            fingerprint=fingerprint,
+            answer=answer,
+            model=model,
+            tier=tier,
+            time_sensitive=time_sensitive,
+            vector=vector,
+            reply=reply,
+        )
+
+    async def get(self, key: str) -> CacheHit | None:
+        """The live entry stored under exactly ``key`` (see :meth:`key`) as an exact hit, counted
+        as a hit; ``None`` when there is none."""
+        entry = await self.backend.get(key)
+        if entry is None:
+            return None
+        await self.backend.record_hit(key)
+        return self._hit("exact", entry, 1.0, time.time())
+
+    async def put(
+        self,
+        key: str,
+        *,
+        query: str,
+        namespace: str,
+        fingerprint: str,
+        answer: str,
+        model: str | None = None,
+        tier: int | None = None,
+        time_sensitive: bool | None = None,
+        vector: Sequence[float] | None = None,
+        reply: Mapping[str, Any] | None = None,
+    ) -> CacheEntry:
+        """Store an accepted answer under exactly ``key``, with the namespace's TTL (at most
+        ``time_sensitive_ttl_s`` for a time-sensitive query)."""
         ttl = self.namespace_ttl_s.get(namespace, self.ttl_s)
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             ttl = min(ttl, self.time_sensitive_ttl_s)
-        vector = None
-        if self.semantic(namespace):
-            (vector,) = await self.embedder.embed([query])
         now = time.time()
         entry = CacheEntry(
-            key=self.key(query, namespace, fingerprint),
+            key=key,
             namespace=namespace,
             fingerprint=fingerprint,
             query=query,
@@ -178,6 +209,7 @@ class ResponseCache:
             created_at=now,
             expires_at=now + ttl,
             vector=vector,
+            reply=reply,
         )
         await self.backend.put(entry)
         return entry
@@ -212,4 +244,5 @@ class ResponseCache:
             cached_query=e.query,
             similarity=round(sim, 6),
             age_s=round(max(0.0, now - e.created_at), 3),
+            reply=e.reply,
         )

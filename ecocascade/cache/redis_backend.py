@@ -366,6 +366,7 @@ def _encode(entry: CacheEntry) -> bytes:
         "vector": None
         if entry.vector is None
         else base64.b64encode(_pack(entry.vector)).decode("ascii"),
+        "reply": None if entry.reply is None else dict(entry.reply),
     }
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -386,6 +387,7 @@ def _decode(raw: bytes | str, *, vector: NDArray[np.float32] | None = None) -> C
         expires_at=data["expires_at"],
         created_at=data["created_at"],
         vector=vector,
+        reply=data.get("reply"),
     )
 
 

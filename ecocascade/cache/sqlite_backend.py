@@ -8,6 +8,8 @@ worker thread so a writer waiting on the lock never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -33,13 +35,17 @@ CREATE TABLE IF NOT EXISTS entries (
     created_at  REAL NOT NULL,
     expires_at  REAL NOT NULL,
     vector      BLOB,
-    hits        INTEGER NOT NULL DEFAULT 0
+    hits        INTEGER NOT NULL DEFAULT 0,
+    reply       TEXT
 );
 CREATE INDEX IF NOT EXISTS entries_semantic ON entries (namespace, fingerprint)
     WHERE vector IS NOT NULL;
 CREATE INDEX IF NOT EXISTS entries_expiry ON entries (expires_at);
 """
-_COLUMNS = "key, namespace, fingerprint, query, answer, model, tier, created_at, expires_at, vector"
+_COLUMNS = (
+    "key, namespace, fingerprint, query, answer, model, tier, created_at, expires_at, vector, reply"
+)
+_UPDATE_ALL = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])  # not hits
 
 
 class SQLiteBackend:
@@ -74,6 +80,10 @@ class SQLiteBackend:
             with self._ready_lock:
                 if not self._ready:
                     conn.executescript(_SCHEMA)
+                    columns = {row[1] for row in conn.execute("PRAGMA table_info(entries)")}
+                    if "reply" not in columns:  # a cache file written before replies were kept
+                        with contextlib.suppress(sqlite3.OperationalError):  # another process did
+                            conn.execute("ALTER TABLE entries ADD COLUMN reply TEXT")
                     self._ready = True
             self._local.conn = conn
             with self._ready_lock:
@@ -129,8 +139,10 @@ class SQLiteBackend:
             if entry.vector is not None
             else None
         )
+        # An upsert, not INSERT OR REPLACE: replacing deletes the row and with it its hits.
         await self._write(
-            f"INSERT OR REPLACE INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            f" ON CONFLICT (key) DO UPDATE SET {_UPDATE_ALL}",
             (
                 entry.key,
                 entry.namespace,
@@ -142,6 +154,7 @@ class SQLiteBackend:
                 entry.created_at,
                 entry.expires_at,
                 blob,
+                None if entry.reply is None else json.dumps(entry.reply, ensure_ascii=False),
             ),
         )
 
@@ -174,7 +187,7 @@ class SQLiteBackend:
 
 
 def _entry(row: Sequence[Any]) -> CacheEntry:
-    key, namespace, fingerprint, query, answer, model, tier, created, expires, blob = row
+    key, namespace, fingerprint, query, answer, model, tier, created, expires, blob, reply = row
     # Zero-copy float32 view: ~10x cheaper than Python floats for a semantic scan.
     vector = np.frombuffer(blob, dtype=np.float32) if blob is not None else None
     return CacheEntry(
@@ -188,4 +201,5 @@ def _entry(row: Sequence[Any]) -> CacheEntry:
         created_at=created,
         expires_at=expires,
         vector=vector,
+        reply=None if reply is None else json.loads(reply),
     )

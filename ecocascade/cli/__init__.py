@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["main"]
 
@@ -15,11 +16,12 @@ EXIT_OK, EXIT_UNRESOLVED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import click
+    import typer
 
     from ecocascade.cli.app import app
     from ecocascade.exceptions import ConfigError, EcoCascadeError
 
+    click_error = _click_exception_type()
     try:
         code = app(
             args=list(argv) if argv is not None else None,
@@ -30,14 +32,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         _fail(f"error: {error}", EXIT_USAGE)
     except EcoCascadeError as error:
         _fail(f"error: {error}", EXIT_UNRESOLVED)
-    except click.exceptions.Abort:
+    except typer.Abort:
         _fail("interrupted", EXIT_INTERRUPTED)
-    except click.ClickException as error:
-        error.show()
-        sys.exit(error.exit_code)
+    except click_error as error:
+        _show_click_error(error)
     except KeyboardInterrupt:
         _fail("interrupted", EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _click_exception_type() -> type[Exception]:
+    """The ``ClickException`` of the click that typer really uses.
+
+    typer used to build on the ``click`` package and now vendors a copy (``typer._click``), whose
+    exceptions the package's ``click.ClickException`` does not catch. ``typer.BadParameter`` is
+    public in every typer and derives from the right one, whichever it is.
+    """
+    import typer
+
+    for cls in typer.BadParameter.__mro__:
+        if cls.__name__ == "ClickException":
+            return cls
+    return Exception  # pragma: no cover - a typer without click's hierarchy
+
+
+def _show_click_error(error: Any) -> None:
+    """A usage error as one line naming the help command; exit 2 (click's code for them)."""
+    code = int(getattr(error, "exit_code", EXIT_USAGE))
+    ctx = getattr(error, "ctx", None)
+    if type(error).__name__ == "NoArgsIsHelpError":  # a bare group: its help *is* the message
+        print(error.format_message(), file=sys.stderr)
+        sys.exit(code)
+    message = " ".join(str(error.format_message()).split())
+    hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    _fail(f"error: {message}{hint}", code)
 
 
 def _fail(message: str, code: int) -> None:

@@ -199,9 +199,7 @@ def _cache_call(location: str | None, method: str, **kwargs: Any) -> Any:
 
         if isinstance(error, EcoCascadeError | ConfigError):
             raise
-        raise EcoCascadeError(
-            f"cache {cache.backend.location}: {type(error).__name__}: {error}"
-        ) from error
+        raise EcoCascadeError(f"cache {cache.location}: {type(error).__name__}: {error}") from error
 
 
 @cache_app.command("stats")

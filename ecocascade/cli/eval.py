@@ -148,15 +148,19 @@ class _Progress:
             transient=False,
         )
         self._current: Any = None
+        self._started = False
 
     def __enter__(self) -> _Progress:
-        self._bar.start()
-        return self
+        return self  # the bar starts with the first strategy: an error before it prints alone
 
     def __exit__(self, *exc: object) -> None:
-        self._bar.stop()
+        if self._started:
+            self._bar.stop()
 
     def strategy_started(self, strategy: Any, total: int) -> None:
+        if not self._started:
+            self._bar.start()
+            self._started = True
         self._current = self._bar.add_task(strategy.name, total=total, stats="")
 
     def task_done(self, strategy: Any, outcome: dict[str, Any], done: list[dict[str, Any]]) -> None:

@@ -246,8 +246,9 @@ def reindex(
 ) -> None:
     """Re-embed every record with --embedder (after changing the embedding model).
 
-    Writes a backup export first (solutions-backup-<time>.jsonl in the current directory):
-    if re-embedding fails part-way, `ecocascade solutions import` restores it.
+    Atomic: the new collections replace the old ones only once complete, so an interrupted
+    reindex leaves the store as it was (run it again). A backup export is written first
+    (solutions-backup-<time>.jsonl in the current directory; `solutions import` reads it).
     """
     import time
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,10 +10,9 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ecocascade.config.schema import CascadeConfig, JudgeSpec
-from ecocascade.exceptions import ConfigError
+from ecocascade.exceptions import ConfigError, format_validation_error
 
 __all__ = [
-    "format_validation_error",
     "load_config",
     "parse_config",
     "parse_judge_spec",
@@ -26,25 +26,149 @@ def load_config(path: str | Path) -> CascadeConfig:
     return parse_config(read_yaml(path), source=str(path))
 
 
+# Limits of the one YAML reader (configs and scenarios). Real files are far below them: the
+# quickstart scenario is 8 KB, ~700 nodes, 6 levels deep.
+MAX_YAML_BYTES = 10 * 1024 * 1024
+MAX_YAML_NODES = 1_000_000  # counted with every alias expanded (a 1 KB alias bomb: 10**9)
+MAX_YAML_DEPTH = 100
+
+
 def read_yaml(path: str | Path, *, missing: str = "no such file") -> Any:
     """Parse a YAML file; an unreadable file or bad YAML is a :class:`ConfigError` naming the
-    file (and line:column for a syntax error)."""
+    file (and line:column where there is one).
+
+    Stricter than ``yaml.safe_load``: a duplicate key is an error (not "the last one wins"),
+    and files over :data:`MAX_YAML_BYTES`, nested deeper than :data:`MAX_YAML_DEPTH` or holding
+    more than :data:`MAX_YAML_NODES` nodes once aliases are expanded (an alias bomb) are refused
+    before any Python object is built.
+    """
     import yaml
 
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(missing, where=str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read: {error}", where=str(path)) from None
+    except OSError as error:  # a directory, no permission, …
+        raise ConfigError(f"cannot read: {error.strerror or error}", where=str(path)) from None
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"too large (over {MAX_YAML_BYTES // 2**20} MiB)", where=str(path))
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"not UTF-8 text: {error.reason} at byte {error.start}", where=str(path)
+        ) from None
+    loader = _strict_loader()(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node, loader)
+        return loader.construct_document(node)
+    except _YamlLimitError as error:
+        raise ConfigError(error.message, where=_at(path, error.mark)) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"not valid YAML: {problem}", where=where) from None
+        raise ConfigError(f"not valid YAML: {problem}", where=_at(path, mark)) from None
+    finally:
+        loader.dispose()
+
+
+def _at(path: Path, mark: Any) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+
+
+class _YamlLimitError(Exception):
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.message, self.mark = message, mark
+
+
+@functools.cache
+def _strict_loader() -> type[Any]:
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        """SafeLoader that refuses to compose nodes nested deeper than MAX_YAML_DEPTH (the
+        composer recurses: 20,000 levels would be a RecursionError)."""
+
+        _depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > MAX_YAML_DEPTH:
+                    raise _YamlLimitError(
+                        f"nested deeper than {MAX_YAML_DEPTH} levels",
+                        self.peek_event().start_mark,  # type: ignore[no-untyped-call]
+                    )
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return StrictLoader
+
+
+def _check_graph(root: Any, loader: Any) -> None:
+    """Walk the composed node graph (aliases are shared nodes, so this is cheap even for a
+    bomb): refuse a recursive alias, more than MAX_YAML_NODES nodes once expanded, and a
+    mapping with a duplicate key. Iterative, so depth cannot overflow the stack here."""
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        if isinstance(node, MappingNode):
+            return [part for pair in node.value for part in pair]
+        return []
+
+    expanded: dict[int, int] = {}  # id(node) -> nodes in its subtree, aliases expanded
+    open_nodes: set[int] = set()  # on the current path: meeting one again is a cycle
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            open_nodes.discard(id(node))
+            size = 1 + sum(expanded[id(child)] for child in children(node))
+            if size > MAX_YAML_NODES:
+                raise _YamlLimitError(
+                    f"more than {MAX_YAML_NODES:,} values once its aliases are expanded"
+                    " (an alias bomb?)",
+                    node.start_mark,
+                )
+            expanded[id(node)] = size
+            continue
+        if id(node) in expanded:
+            continue
+        if id(node) in open_nodes:
+            raise _YamlLimitError(
+                "a recursive alias (a value that contains itself)", node.start_mark
+            )
+        if isinstance(node, MappingNode):
+            _check_unique_keys(node, loader, ScalarNode)
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children(node) if id(child) not in expanded)
+
+
+def _check_unique_keys(node: Any, loader: Any, scalar: type[Any]) -> None:
+    seen: dict[Any, Any] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, scalar) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *base` merges may be overridden: that is what they are for
+        key = loader.construct_object(key_node)
+        try:
+            first = seen.setdefault(key, key_node)
+        except TypeError:  # an unhashable key: YAML's own error comes when it is built
+            continue
+        if first is not key_node:
+            raise _YamlLimitError(
+                f"duplicate key {key!r} (first at line {first.start_mark.line + 1})",
+                key_node.start_mark,
+            )
 
 
 def parse_config(data: Any, *, source: str = "config") -> CascadeConfig:
@@ -91,18 +215,3 @@ def _validate(schema: type[BaseModel] | TypeAdapter[Any], data: Any, source: str
         return schema.model_validate(data)
     except ValidationError as error:
         raise ConfigError(format_validation_error(error), where=source) from None
-
-
-def format_validation_error(error: ValidationError) -> str:
-    """One line per problem: ``tiers.0.price.input_per_mtok: Input should be ... (got 'abc')``."""
-    lines = []
-    for item in error.errors(include_url=False):
-        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        got = item.get("input")
-        quiet = item["type"] in {"missing", "extra_forbidden"} or isinstance(got, dict | list)
-        shown = "" if quiet else f" (got {got!r})"
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling)"
-        lines.append(f"{loc}: {message}{shown}")
-    return "; ".join(lines)

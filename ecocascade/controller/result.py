@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ecocascade.exceptions import CascadeFailedError
-from ecocascade.types import Demonstration, Usage, add_costs
+from ecocascade.types import ChatRequest, Demonstration, Usage, add_costs
 
 if TYPE_CHECKING:
-    from ecocascade.cache.cache import CacheHit
+    from ecocascade.cache.base import CacheHit
 
 __all__ = ["Attempt", "CascadeResult", "StopReason", "VerdictKind"]
 
@@ -41,6 +42,10 @@ class Attempt:
     judge_latency_s: float = 0.0
     retries: int = 0
     local: bool = False
+    message: Mapping[str, Any] | None = None
+    """The assistant message the tier produced (OpenAI shape, tool calls included), if any."""
+    upstream_model: str | None = None
+    """The model the provider says answered (``model`` is the tier's label)."""
 
     @property
     def accepted(self) -> bool:
@@ -87,6 +92,10 @@ class CascadeResult:
     demonstrations: tuple[Demonstration, ...] = ()
     recorded_id: str | None = None
     cache: CacheHit | None = None
+    request: ChatRequest | None = None
+    cache_key: str | None = None
+    """The request's exact cache key (looked up, and stored under when accepted); ``None``
+    when no cache was used or the request is not cacheable (it ends in a tool result)."""
 
     @property
     def success(self) -> bool:
@@ -106,6 +115,41 @@ class CascadeResult:
             return self.cache.answer
         accepted = self.accepted_attempt
         return accepted.answer if accepted else None
+
+    @property
+    def message(self) -> dict[str, Any] | None:
+        """The accepted assistant message in OpenAI shape (``role``, ``content`` and/or
+        ``tool_calls``), from the answering attempt or the cache; ``None`` when not accepted."""
+        if self.cache is not None:
+            cached = (self.cache.reply or {}).get("message")
+            if cached:
+                return dict(cached)
+            return {"role": "assistant", "content": self.cache.answer}
+        accepted = self.accepted_attempt
+        if accepted is None:
+            return None
+        if accepted.message is not None:
+            return dict(accepted.message)
+        return {"role": "assistant", "content": accepted.answer or ""}
+
+    @property
+    def answer_usage(self) -> Usage:
+        """The tokens of the answering call alone (for a cache hit: the original call's)."""
+        if self.cache is not None:
+            tokens = (self.cache.reply or {}).get("usage") or (0, 0)
+            return Usage(int(tokens[0]), int(tokens[1]))
+        accepted = self.accepted_attempt
+        return accepted.usage if accepted is not None else Usage()
+
+    @property
+    def upstream_model(self) -> str | None:
+        """The model the provider says answered (falls back to the tier's label)."""
+        if self.cache is not None:
+            return (self.cache.reply or {}).get("upstream_model") or self.cache.model
+        accepted = self.accepted_attempt
+        if accepted is None:
+            return None
+        return accepted.upstream_model or accepted.model
 
     @property
     def tier(self) -> int | None:

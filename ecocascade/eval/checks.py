@@ -77,6 +77,18 @@ class Scorer:
             self._python = namespace["check"]
 
     async def __call__(self, answer: str | None) -> bool:
+        correct, _ = await self.score(answer)
+        return correct
+
+    async def score(self, answer: str | None) -> tuple[bool, str | None]:
+        """Whether ``answer`` is right, and why not if the check itself failed: a check that
+        raises on odd output scores it wrong (not the eval) and its error is kept."""
+        try:
+            return await self._correct(answer), None
+        except Exception as error:
+            return False, f"{type(error).__name__}: {error}"
+
+    async def _correct(self, answer: str | None) -> bool:
         if answer is None or not answer.strip():
             return False
         check = self.check
@@ -98,10 +110,7 @@ class Scorer:
             return any(math.isclose(n, check.number, abs_tol=check.tolerance) for n in picked)
         if isinstance(check, PythonCheck):
             assert self._python is not None
-            try:
-                return bool(self._python(answer))
-            except Exception:  # a check that crashes on odd output scores it wrong, not the eval
-                return False
+            return bool(self._python(answer))
         if isinstance(check, TestsCheck):
             return await _passes_tests(answer, check)
         raise AssertionError(f"unhandled check {check!r}")
@@ -121,7 +130,8 @@ def _contains(answer: str, check: ContainsCheck) -> bool:
 
 
 async def _passes_tests(answer: str, check: TestsCheck) -> bool:
-    from ecocascade.sandbox import extract_python_code, run_python
+    from ecocascade.sandbox import run_python
+    from ecocascade.text import extract_python_code
 
     code = extract_python_code(answer)
     if code is None:

@@ -37,7 +37,8 @@ from ecocascade.eval.scenario import (
     check_unique_labels,
 )
 from ecocascade.exceptions import ConfigError
-from ecocascade.types import Judge, Solver, Verdict
+from ecocascade.judging import ask_judge
+from ecocascade.types import Judge, JudgeContext, Solver, Verdict
 
 __all__ = ["EvalRun", "Strategy", "TaskOutcome", "resolve_strategies", "run_eval"]
 
@@ -138,12 +139,12 @@ class _TaskJudge:
     def name(self) -> str:
         return "per-task(" + ", ".join(sorted({j.name for j in self.by_task.values()})) + ")"
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         task_id = _CURRENT_TASK.get()
         judge = self.by_task.get(task_id) if task_id is not None else None
         if judge is None:  # only reachable from outside the eval runner
             return Verdict(False, "no task is being run: no judge", judge=self.name)
-        return await judge.judge(query, answer)
+        return await ask_judge(judge, query, answer, context)
 
 
 def _build_judge(scenario: Scenario, tasks: Sequence[ScenarioTask], strategy: Strategy) -> Judge:
@@ -263,7 +264,12 @@ async def run_eval(
     tasks = scenario.load_tasks()[:limit]
     chosen = resolve_strategies(scenario, strategies, tiers)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before anything runs)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError("not a directory: a file has that name", where=str(out)) from None
+    except OSError as error:
+        raise ConfigError(f"cannot create: {error.strerror or error}", where=str(out)) from None
     run = EvalRun(
         scenario=scenario,
         strategies=chosen,
@@ -416,20 +422,24 @@ async def _run_task(
     attempts = []
     for attempt in result.attempts:
         data = attempt.to_dict()
-        data["correct"] = None if attempt.answer is None else await scorer(attempt.answer)
+        data["correct"], data["check_error"] = (
+            (None, None) if attempt.answer is None else await scorer.score(attempt.answer)
+        )
         attempts.append(data)
     # The strategy's final answer: the accepted one, else the last tier's (what a user of that
     # ladder would end up with). Only the eval scores it: nothing unverified is stored or cached.
     answer = result.answer
     if answer is None:
         answer = next((a.answer for a in reversed(result.attempts) if a.answer), None)
+    success, check_error = await scorer.score(answer) if answer is not None else (False, None)
     return {
         "strategy": strategy.name,
         "position": position,
         "task_id": task.id,
         "group": task.group,
         "query": task.query,
-        "success": await scorer(answer) if answer is not None else False,
+        "success": success,
+        "check_error": check_error,  # the ground-truth check raised: scored wrong, and why
         "accepted": result.success,
         "stop_reason": result.stop_reason,
         "answer": answer,

@@ -42,7 +42,7 @@ from pydantic import (
 )
 
 from ecocascade.config.schema import JudgeSpec, TierSpec
-from ecocascade.exceptions import ConfigError
+from ecocascade.exceptions import ConfigError, format_validation_error
 
 __all__ = [
     "CheckSpec",
@@ -336,7 +336,9 @@ class Scenario(_Strict):
                     f"not valid JSON: {error.msg}", where=f"{path}:{number}"
                 ) from None
             except ValidationError as error:
-                raise ConfigError(_format(error), where=f"{path}:{number}") from None
+                raise ConfigError(
+                    format_validation_error(error), where=f"{path}:{number}"
+                ) from None
         if not tasks:
             raise ConfigError("the tasks file has no tasks", where=str(path))
         try:
@@ -381,10 +383,4 @@ def parse_scenario(data: Any, *, base_dir: Path | str = ".", source: str = "scen
     try:
         return Scenario.model_validate({**data, "base_dir": Path(base_dir)})
     except ValidationError as error:
-        raise ConfigError(_format(error), where=source) from None
-
-
-def _format(error: ValidationError) -> str:
-    from ecocascade.config.loader import format_validation_error
-
-    return format_validation_error(error)
+        raise ConfigError(format_validation_error(error), where=source) from None

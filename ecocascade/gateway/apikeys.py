@@ -162,7 +162,7 @@ class KeyRing:
         if spec is None:
             return cls()
         if not isinstance(spec, AccessSpec):
-            from ecocascade.config.loader import format_validation_error
+            from ecocascade.exceptions import format_validation_error
 
             try:
                 spec = AccessSpec.model_validate(spec)

@@ -27,10 +27,11 @@ from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ecocascade.exceptions import ConfigError
 from ecocascade.gateway import passthrough
 from ecocascade.gateway.access import scoped_namespace
 from ecocascade.gateway.admission import Admission, AllowAll, Reservation
-from ecocascade.gateway.bridge import resolve, tenant_cascade, warm_up
+from ecocascade.gateway.bridge import tenant_cascade, warm_up
 from ecocascade.gateway.config import GatewayConfig, load_gateway_config
 from ecocascade.gateway.engine import Answer, answer_from
 from ecocascade.gateway.errors import GatewayError, error_body
@@ -60,6 +61,7 @@ from ecocascade.types import ChatRequest
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ecocascade.config.schema import CascadeConfig
     from ecocascade.controller.cascade import Cascade
 
 __all__ = ["CONFIG_ENV", "Gateway", "app_from_env", "create_app"]
@@ -128,7 +130,9 @@ class Gateway:
     @property
     def cascades(self) -> dict[str, Cascade]:
         if self._cascades is None:
-            self._cascades = {name: spec.build() for name, spec in self.config.cascades.items()}
+            self._cascades = {
+                name: _gateway_cascade(spec) for name, spec in self.config.cascades.items()
+            }
         return self._cascades
 
     def add_sink(self, sink: RecordSink) -> None:
@@ -175,15 +179,20 @@ class Gateway:
             return await self._passthrough_chat(body, call, receive)
         except GatewayError as error:
             self._settle(call, None)
-            cascade = (
-                body.model.removeprefix(CASCADE_PREFIX)
-                if body.model.startswith(CASCADE_PREFIX)
-                else None
+            self._emit(
+                self._failed_record(
+                    call, _cascade_name(body.model), "error", error.status, str(error)
+                )
             )
-            self._emit(self._failed_record(call, cascade, "error", error.status, error.message))
             return _error_response(error, call.request_id)
+        except Exception as error:  # a bug: answered 500 by the app's handler, still recorded
+            self._settle(call, None)
+            self._emit(
+                self._failed_record(call, _cascade_name(body.model), "error", 500, repr(error))
+            )
+            raise
         except BaseException:
-            # cancelled (the client went away) or crashed: never leave a budget reservation held
+            # cancelled (the client went away): never leave a budget reservation held
             self._settle(call, None)
             raise
 
@@ -208,6 +217,8 @@ class Gateway:
         if call.reservation is None or call.settled:
             return
         call.settled = True
+        if isinstance(self.admission, AllowAll):
+            return  # nothing to settle: no task per request
         self._spawn(self.admission.settle(call.reservation, actual_usd), "settle")
 
     async def _cascade_chat(
@@ -262,10 +273,16 @@ class Gateway:
     async def _resolve(
         self, name: str, cascade: Cascade, request: ChatRequest, min_tier: int
     ) -> tuple[Answer, bool]:
-        async def work() -> Answer:
-            return answer_from(await resolve(cascade, request, min_tier))
+        cacheable = _cacheable(request)
 
-        if self.config.single_flight and cascade.cache is not None:
+        async def work() -> Answer:
+            try:
+                result = await cascade.resolve(request, min_tier=min_tier, use_cache=cacheable)
+            except ConfigError as error:  # the request does not suit this cascade
+                raise GatewayError(400, str(error), code="invalid_request") from error
+            return answer_from(result, cascade, request)
+
+        if self.config.single_flight and cascade.cache is not None and cacheable:
             return await self.state.single_flight(flight_key(name, request, min_tier), work)
         return await work(), False
 
@@ -300,7 +317,7 @@ class Gateway:
                     solution_id=solution_id,
                     namespace=cascade.demos.namespace,
                     tier=answer.tier,
-                    model=answer.model,
+                    model=answer.label,
                     key_id=None,
                 )
                 await self.state.remember(request_id, target, self.config.feedback_ttl_s)
@@ -321,62 +338,49 @@ class Gateway:
         completion_id = f"chatcmpl-{call.request_id}"
         created = int(time.time())
 
+        live_label = cascade.tiers[-1].label  # only the last tier streams live
+
+        def chunk(model: str, **fields: Any) -> bytes:
+            return data_frame(completion_chunk(completion_id, model, created, **fields))
+
         async def frames() -> AsyncIterator[bytes]:
-            live_model: str | None = None
-            async for event in cascade.stream(request, min_tier=min_tier):  # type: ignore[attr-defined]
-                delta = getattr(event, "delta", None)
-                result = getattr(event, "result", None)
-                if delta is not None:  # the last tier, streaming live
-                    if live_model is None:
-                        live_model = str(getattr(event, "model", "") or "")
-                        headers.update(
-                            {
-                                "x-ecocascade-tier": str(getattr(event, "tier", "")),
-                                "x-ecocascade-model": live_model,
-                                "x-ecocascade-cache": "miss",
-                            }
-                        )
-                        yield data_frame(
-                            completion_chunk(
-                                completion_id,
-                                live_model,
-                                created,
-                                delta={"role": "assistant", "content": ""},
+            from ecocascade.controller.events import Finished, TextDelta
+            from ecocascade.types import ToolCallDelta
+
+            live = False
+            events = cascade.stream(request, min_tier=min_tier, use_cache=_cacheable(request))
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, TextDelta | ToolCallDelta):
+                        if not live:  # the last tier is answering: its pieces go out as written
+                            live = True
+                            headers.update(
+                                {
+                                    "x-ecocascade-tier": str(len(cascade.tiers) - 1),
+                                    "x-ecocascade-model": live_label,
+                                    "x-ecocascade-cache": "miss",
+                                }
                             )
-                        )
-                    yield data_frame(
-                        completion_chunk(completion_id, live_model, created, delta=dict(delta))
-                    )
-                elif result is not None:
-                    answer = answer_from(result)
-                    outcome["answer"] = answer
-                    if not answer.success or answer.message is None:
-                        raise _unresolved(answer, call.request_id)
-                    await self._after_answer(name, cascade, request, answer, call.request_id)
-                    model = answer.model or ""
-                    headers.update(_answer_headers(call.request_id, answer))
-                    if live_model is None:
-                        for d in message_chunks(answer.message):
-                            yield data_frame(
-                                completion_chunk(completion_id, model, created, delta=d)
-                            )
-                    finish = "tool_calls" if answer.message.get("tool_calls") else "stop"
-                    yield data_frame(
-                        completion_chunk(
-                            completion_id,
-                            model,
-                            created,
-                            delta={},
-                            finish_reason=finish,
-                            extra={"ecocascade": _answer_summary(call.request_id, answer)},
-                        )
-                    )
-                    if body.include_usage:
-                        usage = usage_dict(answer.input_tokens, answer.output_tokens)
-                        yield data_frame(
-                            completion_chunk(completion_id, model, created, usage=usage)
-                        )
-                    yield DONE
+                            yield chunk(live_label, delta={"role": "assistant", "content": ""})
+                        yield chunk(live_label, delta=_delta(event))
+                    elif isinstance(event, Finished):
+                        answer = answer_from(event.result, cascade, request)
+                        outcome["answer"] = answer
+                        if not answer.success or answer.message is None:
+                            raise _unresolved(answer, call.request_id)
+                        await self._after_answer(name, cascade, request, answer, call.request_id)
+                        model = live_label if live else answer.model or ""
+                        headers.update(_answer_headers(call.request_id, answer))
+                        if not live:  # a judged (buffered) or cached answer: send it whole
+                            for piece in message_chunks(answer.message):
+                                yield chunk(model, delta=piece)
+                        finish = "tool_calls" if answer.message.get("tool_calls") else "stop"
+                        summary = {"ecocascade": _answer_summary(call.request_id, answer)}
+                        yield chunk(model, delta={}, finish_reason=finish, extra=summary)
+                        if body.include_usage:
+                            usage = usage_dict(answer.input_tokens, answer.output_tokens)
+                            yield chunk(model, usage=usage)
+                        yield DONE
 
         def on_close(error: BaseException | None, http_status: int) -> None:
             answer = outcome.get("answer")
@@ -535,8 +539,9 @@ class Gateway:
         for name, cascade in self.cascades.items():
             if cascade.cache is not None:
                 checks[f"{name}.cache"] = await _check(cascade.cache.backend.get("readyz"))
-            if cascade.store is not None:
-                checks[f"{name}.solutions"] = await _check(asyncio.to_thread(cascade.store.count))
+            count = getattr(cascade.store, "count", None)  # the Chroma store's cheap probe
+            if callable(count):
+                checks[f"{name}.solutions"] = await _check(asyncio.to_thread(count))
         ok = all(value == "ok" for value in checks.values())
         return _json(
             {"status": "ready" if ok else "unavailable", "checks": checks},
@@ -560,7 +565,7 @@ class Gateway:
             cascade=cascade,
             model_requested=call.model_requested,
             tier=answer.tier,
-            model=answer.model,
+            model=answer.label,
             cache=answer.cache,
             cost_usd=answer.cost_usd,
             saved_usd=answer.saved_usd,
@@ -651,6 +656,15 @@ class Gateway:
 # -- helpers -------------------------------------------------------------------------------
 
 
+def _cacheable(request: ChatRequest) -> bool:
+    """An answer to a tool result is never cached (the tool's output is not a stable key)."""
+    return request.messages[-1].get("role") != "tool"
+
+
+def _cascade_name(model: str) -> str | None:
+    return model.removeprefix(CASCADE_PREFIX) if model.startswith(CASCADE_PREFIX) else None
+
+
 def _stream_status(error: BaseException | None) -> RequestStatus:
     if error is None:
         return "ok"
@@ -673,8 +687,8 @@ def _answer_headers(request_id: str, answer: Answer) -> dict[str, str]:
     headers = {"x-ecocascade-request-id": request_id, "x-ecocascade-cache": answer.cache}
     if answer.tier is not None:
         headers["x-ecocascade-tier"] = str(answer.tier)
-    if answer.model is not None:
-        headers["x-ecocascade-model"] = answer.model
+    if answer.label is not None:
+        headers["x-ecocascade-model"] = answer.label
     if answer.cost_usd is not None:
         headers["x-ecocascade-cost-usd"] = _usd(answer.cost_usd)
     if answer.saved_usd is not None:
@@ -688,7 +702,8 @@ def _answer_summary(request_id: str, answer: Answer) -> dict[str, Any]:
     return {
         "request_id": request_id,
         "tier": answer.tier,
-        "model": answer.model,
+        "model": answer.label,
+        "upstream_model": answer.model,
         "cache": answer.cache,
         "cost_usd": answer.cost_usd,
         "saved_usd": answer.saved_usd,
@@ -725,19 +740,40 @@ def _unresolved(answer: Answer, request_id: str) -> GatewayError:
 
 
 def _estimate(cascade: Cascade, request: ChatRequest, min_tier: int) -> float | None:
-    """Worst case: every tier from ``min_tier`` answers with its ``max_tokens`` (or 512)."""
-    from ecocascade.models.pricing import known_price
-
-    chars = sum(len(json.dumps(dict(m), default=str)) for m in request.messages)
-    prompt_tokens = chars // 3 + 4 * len(request.messages)
+    """Worst case for admission: every tier from ``min_tier`` answers (judges not counted)."""
     total = 0.0
-    for tier in cascade.tiers[min_tier:]:
-        price = known_price(tier)
-        if price is None:
+    for index in range(min_tier, len(cascade.tiers)):
+        cost = cascade.estimate_cost(request, tier=index)
+        if cost is None:
             return None
-        out = request.params.get("max_tokens") or tier.params.get("max_tokens") or 512
-        total += price.cost(prompt_tokens, int(out))
+        total += cost
     return total
+
+
+def _gateway_cascade(spec: CascadeConfig) -> Cascade:
+    """A cascade of the config whose judge first checks the reply's form: tool calls against the
+    request's tool schemas, JSON mode against its schema; text then goes to the configured judge
+    (:class:`~ecocascade.judges.reply.WellFormedReply`)."""
+    from ecocascade.judges.reply import WellFormedReply
+
+    cascade = spec.build()
+    cascade.judge = WellFormedReply(cascade.judge)
+    return cascade
+
+
+def _delta(event: Any) -> dict[str, Any]:
+    """An OpenAI ``delta`` for a live text or tool-call piece."""
+    from ecocascade.types import ToolCallDelta
+
+    if not isinstance(event, ToolCallDelta):
+        return {"content": event.text}
+    call: dict[str, Any] = {"index": event.index, "function": {"arguments": event.arguments}}
+    if event.id is not None:
+        call["id"] = event.id
+        call["type"] = "function"
+    if event.name is not None:
+        call["function"]["name"] = event.name
+    return {"tool_calls": [call]}
 
 
 async def _remove_answer(cascade: Cascade, target: FeedbackTarget) -> bool:
@@ -747,10 +783,13 @@ async def _remove_answer(cascade: Cascade, target: FeedbackTarget) -> bool:
             removed += await cascade.cache.backend.delete(key=target.cache_key)
         except Exception as error:
             raise GatewayError(503, f"the cache is unavailable: {error}") from error
-    if target.solution_id is not None and cascade.store is not None:
-        store = cascade.store
+    # the Chroma store deletes by id; a store without delete() keeps its record (logged)
+    delete = getattr(cascade.store, "delete", None)
+    if target.solution_id is not None and cascade.store is not None and not callable(delete):
+        log.warning("gateway.feedback_kept_solution", id=target.solution_id, cascade=target.cascade)
+    elif target.solution_id is not None and callable(delete):
         try:
-            removed += await asyncio.to_thread(store.delete, [target.solution_id])
+            removed += await asyncio.to_thread(delete, [target.solution_id])
         except Exception as error:
             raise GatewayError(503, f"the solution store is unavailable: {error}") from error
     return removed > 0
@@ -792,7 +831,7 @@ def _api_key(request: Request) -> str | None:
 async def _parse(request: Request, schema: type[BaseModel], limit: int) -> Any:
     from pydantic import ValidationError
 
-    from ecocascade.config.loader import format_validation_error
+    from ecocascade.exceptions import format_validation_error
 
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
 
-from ecocascade.config.loader import format_validation_error, read_yaml
+from ecocascade.config.loader import read_yaml
 from ecocascade.config.schema import CascadeConfig, TierSpec
-from ecocascade.exceptions import ConfigError
+from ecocascade.exceptions import ConfigError, format_validation_error
 from ecocascade.gateway.apikeys import AccessSpec
 
 __all__ = ["GatewayConfig", "load_gateway_config", "parse_gateway_config"]

@@ -1,7 +1,7 @@
 """The gateway's view of one cascade result: what goes into the response, headers and records.
 
-This is the one place that reads :class:`~ecocascade.controller.result.CascadeResult` and the
-events of ``Cascade.stream``; the handlers use :class:`Answer` only.
+This is the one place that reads :class:`~ecocascade.controller.result.CascadeResult`; the
+handlers use :class:`Answer` only.
 """
 
 from __future__ import annotations
@@ -9,21 +9,33 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecocascade.gateway.records import CacheOutcome, Escalation
+
+if TYPE_CHECKING:
+    from ecocascade.controller.cascade import Cascade
+    from ecocascade.controller.result import Attempt, CascadeResult
+    from ecocascade.types import ChatRequest
 
 __all__ = ["Answer", "answer_from", "escalations_of"]
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """An accepted (or failed) cascade run, as the gateway reports it."""
+    """An accepted (or failed) cascade run, as the gateway reports it.
+
+    ``model`` is what the provider says answered (the response's ``model``); ``label`` is the
+    tier's model string from the config (headers, records, metrics). ``saved_usd`` is what the
+    ladder's last tier alone would have cost for this request and answer length, minus
+    ``cost_usd``.
+    """
 
     success: bool
     stop_reason: str
     message: Mapping[str, Any] | None
     model: str | None
+    label: str | None
     tier: int | None
     input_tokens: int
     output_tokens: int
@@ -41,7 +53,7 @@ class Answer:
 _TRANSIENT = frozenset({"rate_limited", "timeout", "unavailable"})
 
 
-def escalations_of(attempts: Sequence[Any]) -> tuple[Escalation, ...]:
+def escalations_of(attempts: Sequence[Attempt]) -> tuple[Escalation, ...]:
     steps = []
     for before, after in itertools.pairwise(attempts):
         reason = "judge_rejected" if before.verdict == "reject" else before.error or before.verdict
@@ -49,35 +61,26 @@ def escalations_of(attempts: Sequence[Any]) -> tuple[Escalation, ...]:
     return tuple(steps)
 
 
-def answer_from(result: Any) -> Answer:
-    """Read a ``CascadeResult`` (see issue 12's engine API) into an :class:`Answer`."""
-    attempts = tuple(result.attempts)
-    cache = result.cache
-    kind: CacheOutcome = "miss" if cache is None else cache.kind
-    accepted = result.accepted_attempt
-    if cache is not None:
-        usage = (0, 0)
-    elif accepted is not None:
-        usage = (accepted.usage.input_tokens, accepted.usage.output_tokens)
-    else:
-        usage = (0, 0)
+def answer_from(result: CascadeResult, cascade: Cascade, request: ChatRequest) -> Answer:
+    attempts = result.attempts
+    kind: CacheOutcome = "miss" if result.cache is None else result.cache.kind
+    usage = result.answer_usage
     cost = result.cost_usd
-    baseline = getattr(result, "last_tier_cost_usd", None)
-    saved = None if cost is None or baseline is None else baseline - cost
-    message = getattr(result, "message", None)
-    if message is None and result.answer is not None:
-        message = {"role": "assistant", "content": result.answer}
-    cache_key = getattr(result, "cache_key", None) or (cache.key if cache is not None else None)
+    saved = None
+    if result.success and cost is not None:
+        baseline = _baseline(cascade, request, usage.input_tokens, usage.output_tokens)
+        saved = None if baseline is None else baseline - cost
     return Answer(
         success=result.success,
         stop_reason=result.stop_reason,
-        message=message,
-        model=result.model,
+        message=result.message,
+        model=result.upstream_model,
+        label=result.model,
         tier=result.tier,
-        input_tokens=usage[0],
-        output_tokens=usage[1],
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
         cache=kind,
-        cache_key=cache_key,
+        cache_key=result.cache_key,
         solution_id=result.recorded_id,
         cost_usd=cost,
         saved_usd=saved,
@@ -88,3 +91,19 @@ def answer_from(result: Any) -> Answer:
         ),
         transient_failure=bool(attempts) and all(a.error in _TRANSIENT for a in attempts),
     )
+
+
+def _baseline(
+    cascade: Cascade, request: ChatRequest, input_tokens: int, output_tokens: int
+) -> float | None:
+    """The last tier's price for the answer's own token counts (no tokenizer on the hot path:
+    the same messages went to the tier that answered); counted when the usage is unknown."""
+    from ecocascade.models.pricing import known_price
+
+    if input_tokens > 0:
+        price = known_price(cascade.tiers[-1])
+        return None if price is None else price.cost(input_tokens, output_tokens)
+    try:
+        return cascade.estimate_cost(request, output_tokens=max(1, output_tokens))
+    except Exception:  # a tokenizer problem must not fail an answered request
+        return None

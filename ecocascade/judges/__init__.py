@@ -7,6 +7,13 @@ from ecocascade.judges.execution import ExecutionJudge
 from ecocascade.judges.human import HumanJudge
 from ecocascade.judges.learned import LearnedJudge
 from ecocascade.judges.llm import LLMJudge
+from ecocascade.judges.reply import (
+    JsonReply,
+    NonEmptyReply,
+    PydanticReply,
+    ValidToolCalls,
+    WellFormedReply,
+)
 
 __all__ = [
     "AgreementJudge",
@@ -16,7 +23,12 @@ __all__ = [
     "ContainsJudge",
     "ExecutionJudge",
     "HumanJudge",
+    "JsonReply",
     "LLMJudge",
     "LearnedJudge",
+    "NonEmptyReply",
+    "PydanticReply",
     "RegexJudge",
+    "ValidToolCalls",
+    "WellFormedReply",
 ]

@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ecocascade.exceptions import ConfigError, ProviderError
+from ecocascade.judging import current_attempt
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
-from ecocascade.routing import current_attempt, recorded_model_name
-from ecocascade.sandbox import extract_python_code
-from ecocascade.types import Usage, Verdict, add_costs
+from ecocascade.routing import recorded_model_name
+from ecocascade.text import extract_python_code
+from ecocascade.types import JudgeContext, Usage, Verdict, add_costs
 
 __all__ = ["AgreementJudge", "AnswerKind", "extract_answer"]
 
@@ -117,7 +118,7 @@ class AgreementJudge:
     """Accepts an answer when ``min_agree`` reference models give the same extracted answer.
 
     The references answer the bare query (concurrently); a reference that is the model being
-    judged is skipped (read from :func:`~ecocascade.routing.current_attempt`), and a reference
+    judged is skipped (read from :func:`~ecocascade.judging.current_attempt`), and a reference
     whose call fails counts as not agreeing. With ``accept_last_tier`` the cascade's last tier is
     accepted without asking anyone (there is nowhere left to escalate). An answer with nothing to
     extract is rejected for free.
@@ -154,8 +155,8 @@ class AgreementJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(self, query: str, answer: str) -> Verdict:
-        attempt = current_attempt()
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
+        attempt = context if context is not None else current_attempt()
         if self.accept_last_tier and attempt is not None and attempt.is_last:
             return Verdict(True, "the last tier: nothing left to escalate to", self._name, 0.0)
         key = extract_answer(answer, self.kind)

@@ -7,7 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 from ecocascade.exceptions import ConfigError
-from ecocascade.types import Verdict
+from ecocascade.types import JudgeContext, Verdict
 
 __all__ = ["CheckJudge", "ContainsJudge", "RegexJudge"]
 
@@ -30,7 +30,7 @@ class CheckJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         outcome = self._fn(query, answer)
         if inspect.isawaitable(outcome):
             outcome = await outcome
@@ -53,7 +53,7 @@ class ContainsJudge:
     def name(self) -> str:
         return f"contains:{self.text}"
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         hay, needle = (
             (answer, self.text) if self.case_sensitive else (answer.lower(), self.text.lower())
         )
@@ -76,7 +76,7 @@ class RegexJudge:
     def name(self) -> str:
         return f"regex:{self.pattern}"
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         if self._regex.search(answer):
             return Verdict(True, f"answer matches /{self.pattern}/", judge=self.name)
         return Verdict(False, f"answer does not match /{self.pattern}/", judge=self.name)

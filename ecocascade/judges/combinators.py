@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ecocascade.exceptions import ConfigError, JudgeError
-from ecocascade.types import Judge, Usage, Verdict, add_costs
+from ecocascade.judging import ask_judge
+from ecocascade.types import Judge, JudgeContext, Usage, Verdict, add_costs
 
 __all__ = ["AllOf", "AnyOf"]
 
@@ -56,11 +57,11 @@ class AllOf(_Combined):
 
     _joiner = " & "
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         verdicts: list[Verdict] = []
         for judge in self.judges:
             try:
-                verdict = await judge.judge(query, answer)
+                verdict = await ask_judge(judge, query, answer, context)
             except JudgeError as error:
                 raise self._undecided(verdicts, [error]) from error
             verdicts.append(verdict)
@@ -75,12 +76,12 @@ class AnyOf(_Combined):
 
     _joiner = " | "
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         verdicts: list[Verdict] = []
         errors: list[JudgeError] = []
         for judge in self.judges:
             try:
-                verdict = await judge.judge(query, answer)
+                verdict = await ask_judge(judge, query, answer, context)
             except JudgeError as error:
                 errors.append(error)
                 continue

@@ -13,8 +13,9 @@ import re
 import signal
 
 from ecocascade.exceptions import ConfigError, JudgeError
-from ecocascade.sandbox import ExecutionResult, check_limits, extract_python_code, run_python
-from ecocascade.types import Verdict
+from ecocascade.sandbox import ExecutionResult, check_limits, run_python
+from ecocascade.text import extract_python_code
+from ecocascade.types import JudgeContext, Verdict
 
 __all__ = ["CodeRunJudge", "ExecutionJudge", "run_status_line"]
 
@@ -54,7 +55,7 @@ class ExecutionJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         code = extract_python_code(answer)
         if code is None:
             return self._verdict(False, "no Python code block in the answer")
@@ -146,7 +147,7 @@ class CodeRunJudge:
     def name(self) -> str:
         return self._name
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         lines = [line.strip() for line in answer.splitlines() if line.strip()]
         status = _STATUS.match(lines[-1]) if lines else None
         if status is None:

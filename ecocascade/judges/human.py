@@ -7,7 +7,7 @@ import sys
 from typing import TextIO
 
 from ecocascade.exceptions import JudgeError, JudgeUnavailableError
-from ecocascade.types import Verdict
+from ecocascade.types import JudgeContext, Verdict
 
 __all__ = ["HumanJudge"]
 
@@ -45,7 +45,7 @@ class HumanJudge:
                 where="judge: human",
             )
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         self.check_available()
         return await asyncio.to_thread(self._ask, query, answer)
 

@@ -4,7 +4,7 @@ FrugalGPT's idea with our own parts: features are the embedder's vectors of the 
 part, where the question is) and of the answer (its first part), reduced by PCA, plus cheap
 answer features (length, whether an answer could be extracted, whether it holds code); one
 L2-regularised logistic regression per model (the model that answered is known from
-:func:`~ecocascade.routing.current_attempt`), and a pooled one for models never seen. Numpy only;
+:func:`~ecocascade.judging.current_attempt`), and a pooled one for models never seen. Numpy only;
 fitting on a thousand records takes milliseconds once the texts are embedded.
 
 Train it on logged records — an eval's ``tasks.jsonl``, production feedback, a recorded dataset's
@@ -14,9 +14,7 @@ in a cascade config (``judge: {type: learned, path: judge.npz, thresholds: {...}
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +25,22 @@ import numpy.typing as npt
 
 from ecocascade.exceptions import ConfigError, JudgeError
 from ecocascade.judges.agreement import extract_answer
-from ecocascade.routing import current_attempt, recorded_model_name
-from ecocascade.sandbox import extract_python_code
-from ecocascade.types import Embedder, Verdict
+from ecocascade.judging import current_attempt
+from ecocascade.routing import recorded_model_name
+from ecocascade.store.embedders import QUERY_TAIL_CHARS, embed_cached
+from ecocascade.text import extract_python_code
+from ecocascade.types import Embedder, JudgeContext, Verdict
 
 __all__ = [
     "LearnedJudge",
     "LearnedModel",
     "Record",
     "cheap_features",
-    "embed_cached",
     "embedding_texts",
 ]
 
 Array = npt.NDArray[np.float64]
 
-QUERY_TAIL_CHARS = 1000
 ANSWER_HEAD_CHARS = 1000
 PCA_DIMS = 32
 L2 = 5.0
@@ -74,42 +72,6 @@ def cheap_features(answer: str) -> list[float]:
         0.0 if key is None or key.startswith("text:") else 1.0,
         0.0 if extract_python_code(stripped) is None else 1.0,
     ]
-
-
-def _cache_dir() -> Path:
-    home = os.environ.get("ECOCASCADE_HOME")
-    base = Path(home) if home else Path.home() / ".cache" / "ecocascade"
-    return base / "embeddings"
-
-
-async def embed_cached(
-    embedder: Embedder, texts: Sequence[str], *, cache_dir: Path | None = None
-) -> npt.NDArray[np.float32]:
-    """Embed unique ``texts`` once and keep the matrix on disk, keyed by the embedder's name and a
-    hash of the texts (a repeated benchmark run skips the model entirely)."""
-    unique = list(dict.fromkeys(texts))
-    digest = hashlib.sha256(embedder.name.encode())
-    for text in unique:
-        digest.update(hashlib.sha256(text.encode()).digest())
-    folder = cache_dir or _cache_dir()
-    path = folder / f"{digest.hexdigest()[:24]}.npy"
-    matrix: npt.NDArray[np.float32] | None = None
-    if path.is_file():
-        try:
-            loaded = np.load(path)
-            if loaded.shape[0] == len(unique):
-                matrix = loaded.astype(np.float32)
-        except (OSError, ValueError):
-            matrix = None
-    if matrix is None:
-        vectors = await embedder.embed(unique) if unique else []
-        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(unique), -1)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, matrix)
-        os.replace(tmp, path)
-    row = {text: i for i, text in enumerate(unique)}
-    return matrix[[row[t] for t in texts]] if texts else matrix
 
 
 def _sigmoid(z: Array) -> Array:
@@ -384,8 +346,8 @@ class LearnedJudge:
         )
         return float(p[0])
 
-    async def judge(self, query: str, answer: str) -> Verdict:
-        attempt = current_attempt()
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
+        attempt = context if context is not None else current_attempt()
         key = self.model_key(attempt.model if attempt is not None else None)
         try:
             p = await self.probability(query, answer, key)

@@ -7,7 +7,7 @@ import re
 from ecocascade.exceptions import ConfigError, JudgeError, ProviderError
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
-from ecocascade.types import Verdict
+from ecocascade.types import JudgeContext, Verdict
 
 __all__ = ["DEFAULT_JUDGE_PROMPT", "LLMJudge", "check_prompt"]
 
@@ -58,7 +58,7 @@ class LLMJudge:
     def name(self) -> str:
         return f"llm:{self.tier.label}"
 
-    async def judge(self, query: str, answer: str) -> Verdict:
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
         if len(answer) > self.max_answer_chars:
             answer = answer[: self.max_answer_chars] + "\n[… answer truncated for judging]"
         # One pass, so a literal "{answer}" inside the query is not itself replaced.

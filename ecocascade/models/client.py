@@ -10,8 +10,7 @@ import os
 import ssl
 import sys
 import time
-from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import structlog
@@ -21,9 +20,9 @@ from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderE
 from ecocascade.models.errors import map_provider_error
 from ecocascade.models.pricing import call_cost, known_price
 from ecocascade.models.tier import Tier
-from ecocascade.types import Message, Usage
+from ecocascade.types import Completion, Message, ToolCallDelta, Usage
 
-__all__ = ["Completion", "TierClient"]
+__all__ = ["Completion", "TierClient", "check_unicode"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,19 +33,21 @@ _NO_KEY = "no-key"
 _WATCHDOG_GRACE_S = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """One successful model call (after any retries)."""
+def check_unicode(value: Any, *, where: str) -> None:
+    """Raise a :class:`ConfigError` if ``value`` (text, or messages) cannot be sent as UTF-8:
+    a lone surrogate, which is what Python makes of invalid UTF-8 bytes in ``sys.argv`` or a
+    file read with ``errors="surrogateescape"``. Without this the HTTP layer fails on it, and the
+    tier retries a caller's mistake as if the provider were down."""
+    import json
 
-    text: str
-    model: str
-    usage: Usage
-    cost_usd: float | None
-    latency_s: float
-    retries: int = 0
-    finish_reason: str | None = None
-    tool_calls: Sequence[Any] = ()
-    raw: Any = field(default=None, repr=False, compare=False)
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError as error:
+        bad = error.object[error.start : error.end]
+        raise ConfigError(
+            f"not valid Unicode: lone surrogate {bad!r} (invalid UTF-8 bytes in the input?)",
+            where=where,
+        ) from None
 
 
 class TierClient:
@@ -98,6 +99,7 @@ class TierClient:
         """
         from ecocascade.models.tape import active_tape
 
+        check_unicode(messages, where="messages")
         tape = active_tape()
         if tape is None or "tools" in params:
             return await self._complete_live(messages, params)
@@ -115,14 +117,41 @@ class TierClient:
     async def _complete_live(
         self, messages: Sequence[Message], params: dict[str, Any]
     ) -> Completion:
+        async def once() -> AsyncGenerator[Completion, None]:
+            yield await self._call_once(messages, params)
+
+        final: Completion | None = None
+        async with contextlib.aclosing(self._with_retries(once)) as attempts:
+            async for item in attempts:
+                assert isinstance(item, Completion)  # a plain call yields no pieces
+                final = item
+        assert final is not None
+        return final
+
+    async def _with_retries(
+        self, call: Callable[[], AsyncGenerator[str | ToolCallDelta | Completion, None]]
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """The one retry loop, for plain and streamed calls: run ``call()``, passing its pieces
+        on; on a transient error retry per the tier's policy — but only while no piece has been
+        passed on (the caller has already shown them). Ends with the Completion, its latency
+        and retries counted from the first try."""
         retries = 0
         started = time.perf_counter()
         while True:
+            emitted = False
+            final: Completion | None = None
             try:
-                completion = await self._call_once(messages, params)
+                # Closed at once when our caller stops reading, so the connection is released.
+                async with contextlib.aclosing(call()) as attempt:
+                    async for item in attempt:
+                        if isinstance(item, Completion):
+                            final = item
+                        else:
+                            emitted = True
+                            yield item
             except ProviderError as error:
                 delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
-                if not error.transient or delay is None:
+                if emitted or not error.transient or delay is None:
                     error.retries = retries
                     raise
                 retries += 1
@@ -135,18 +164,11 @@ class TierClient:
                 )
                 await asyncio.sleep(delay)
                 continue
-            latency = time.perf_counter() - started
-            return Completion(
-                text=completion.text,
-                model=self.label,
-                usage=completion.usage,
-                cost_usd=completion.cost_usd,
-                latency_s=latency,
-                retries=retries,
-                finish_reason=completion.finish_reason,
-                tool_calls=completion.tool_calls,
-                raw=completion.raw,
+            assert final is not None  # a call always ends with a Completion
+            yield dataclasses.replace(
+                final, latency_s=time.perf_counter() - started, retries=retries
             )
+            return
 
     async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
         litellm = import_litellm()
@@ -168,8 +190,9 @@ class TierClient:
 
     async def stream(
         self, messages: Sequence[Message], **params: Any
-    ) -> AsyncGenerator[str | Completion, None]:
-        """One streamed chat completion: text deltas as they arrive, then the whole Completion.
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
+        """One streamed chat completion: text deltas (``str``) and tool-call pieces
+        (:class:`~ecocascade.types.ToolCallDelta`) as they arrive, then the whole Completion.
 
         Transient errors are retried per the tier's policy only until the first delta has been
         yielded; after that a failure raises (the caller has already shown the text). Tool calls,
@@ -177,44 +200,16 @@ class TierClient:
         own, closed afterwards: llama.cpp closes the connection after an event stream, which would
         otherwise break the next request made on a pooled one.
         """
-        retries = 0
-        started = time.perf_counter()
-        while True:
-            emitted = False
-            final: Completion | None = None
-            try:
-                # Closed at once when our caller stops reading, so the connection is released.
-                async with contextlib.aclosing(self._stream_once(messages, params)) as attempt:
-                    async for item in attempt:
-                        if isinstance(item, str):
-                            emitted = True
-                            yield item
-                        else:
-                            final = item
-            except ProviderError as error:
-                delay = self.tier.retry.delay(retries + 1, getattr(error, "retry_after_s", None))
-                if emitted or not error.transient or delay is None:
-                    error.retries = retries
-                    raise
-                retries += 1
-                log.info(
-                    "model.retry",
-                    model=self.label,
-                    error=error.kind,
-                    retry=retries,
-                    delay_s=round(delay, 3),
-                )
-                await asyncio.sleep(delay)
-                continue
-            assert final is not None  # _stream_once always ends with a Completion
-            yield dataclasses.replace(
-                final, latency_s=time.perf_counter() - started, retries=retries
-            )
-            return
+        check_unicode(messages, where="messages")
+        async with contextlib.aclosing(
+            self._with_retries(lambda: self._stream_once(messages, params))
+        ) as pieces:
+            async for item in pieces:
+                yield item
 
     async def _stream_once(
         self, messages: Sequence[Message], params: dict[str, Any]
-    ) -> AsyncGenerator[str | Completion, None]:
+    ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
         litellm = import_litellm()
         kwargs, owned_client = await self._request(messages, params, own_client=True)
         kwargs.update(stream=True, stream_options={"include_usage": True})
@@ -234,6 +229,8 @@ class TierClient:
                 text = _delta_text(chunk)
                 if text:
                     yield text
+                for piece in _tool_call_deltas(chunk):
+                    yield piece
         except Exception as exc:
             mapped = map_provider_error(exc, model=self.tier.label)
             if mapped is None:
@@ -334,6 +331,26 @@ def _delta_text(chunk: Any) -> str:
         return ""
     delta = getattr(choices[0], "delta", None)
     return getattr(delta, "content", None) or ""
+
+
+def _tool_call_deltas(chunk: Any) -> list[ToolCallDelta]:
+    choices = getattr(chunk, "choices", None)
+    if not choices:
+        return []
+    calls = getattr(getattr(choices[0], "delta", None), "tool_calls", None) or ()
+    pieces = []
+    for position, call in enumerate(calls):
+        function = getattr(call, "function", None)
+        index = getattr(call, "index", None)
+        pieces.append(
+            ToolCallDelta(
+                index=int(index) if index is not None else position,
+                id=getattr(call, "id", None) or None,
+                name=getattr(function, "name", None) or None,
+                arguments=getattr(function, "arguments", None) or "",
+            )
+        )
+    return pieces
 
 
 def _call_cost(tier: Tier, response: Any, usage: Usage) -> float | None:

@@ -26,10 +26,9 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 from ecocascade.exceptions import ConfigError, ProviderError, ProviderRejectedError
-from ecocascade.types import Message, Usage
+from ecocascade.types import Completion, Message, Usage
 
 if TYPE_CHECKING:
-    from ecocascade.models.client import Completion
     from ecocascade.models.tier import Tier
 
 __all__ = ["Tape", "active_tape"]
@@ -120,8 +119,6 @@ class Tape:
         """The recorded completion for this call (with its recorded latency), or the recorded
         provider error raised again; raises ProviderRejectedError when the call was not recorded
         (the run has diverged from the recording)."""
-        from ecocascade.models.client import Completion
-
         with self._lock:
             entries = self._recorded.get(key)
             if not entries:

@@ -85,6 +85,8 @@ class Tier:
             raise ConfigError("a tier needs a non-empty LiteLLM model string", where="model")
         if not (isinstance(self.timeout_s, int | float) and 0 < self.timeout_s < math.inf):
             raise ConfigError(f"must be > 0, got {self.timeout_s}", where="timeout_s")
+        if self.api_base is not None and not self.model.startswith("replay/"):
+            _check_api_base(self.api_base)  # (a replay tier's api_base names recorded files)
         reserved = {"model", "messages", "api_base", "api_key", "timeout", "stream"} & set(
             self.params
         )
@@ -104,3 +106,21 @@ class Tier:
     def label(self) -> str:
         """What results and logs call this tier: ``name`` if given, else the model string."""
         return self.name or self.model
+
+
+def _check_api_base(api_base: object) -> None:
+    """``http(s)://host[:port][/path]``, or a :class:`ConfigError` now — not a connection error
+    later that the tier would retry as if the server were down."""
+    from urllib.parse import urlsplit
+
+    problem = f"expected http(s)://host[:port][/path], got {api_base!r}"
+    if not isinstance(api_base, str) or any(c.isspace() for c in api_base):
+        raise ConfigError(problem, where="api_base")
+    try:
+        parts = urlsplit(api_base)
+        ok = parts.scheme in {"http", "https"} and bool(parts.hostname)
+        ok = ok and (parts.port is None or parts.port > 0)  # .port raises for 80x or 99999
+    except ValueError:  # e.g. an unclosed [IPv6 bracket
+        ok = False
+    if not ok:
+        raise ConfigError(problem, where="api_base")

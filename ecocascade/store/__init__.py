@@ -2,7 +2,8 @@
 
 from ecocascade.store.chroma import DEFAULT_LOCATION, SolutionStore
 from ecocascade.store.embedders import LiteLLMEmbedder, SentenceTransformerEmbedder
-from ecocascade.store.records import SolutionRecord, mask_secrets, normalise_query, record_id
+from ecocascade.store.records import SolutionRecord, record_id
+from ecocascade.text import mask_secrets, normalise_query
 
 __all__ = [
     "DEFAULT_LOCATION",

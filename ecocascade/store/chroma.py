@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ecocascade.exceptions import ConfigError, SolutionStoreError
-from ecocascade.store.records import SolutionRecord, mask_secrets
+from ecocascade.exceptions import ConfigError, SolutionStoreError, format_validation_error
+from ecocascade.store.records import SolutionRecord
+from ecocascade.text import mask_secrets
 from ecocascade.types import Demonstration, Embedder
 
 __all__ = ["DEFAULT_LOCATION", "SolutionStore"]
@@ -34,6 +35,8 @@ DEFAULT_LOCATION = "solutions_db"
 COLLECTION = "ecocascade-solutions"
 _PAGE = 1000
 _COLLECTION_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,38}[a-zA-Z0-9]")
+# Collections a reindex builds and retires are named <collection><mark>--<namespace part>.
+_BUILDING, _RETIRED = ".reindex-new", ".reindex-old"
 
 
 class SolutionStore:
@@ -86,6 +89,7 @@ class SolutionStore:
             if self._client_obj is None:
                 try:
                     self._client_obj = self._make_client()
+                    self._finish_interrupted_swap(self._client_obj)
                 except Exception as error:
                     raise SolutionStoreError(_describe(error), location=self.location) from error
             return self._client_obj
@@ -407,7 +411,11 @@ class SolutionStore:
     def export(self, path: str | Path, *, namespace: str | None = None) -> int:
         """Write every record as one JSON object per line; returns how many."""
         n = 0
-        with Path(path).open("w", encoding="utf-8") as out:
+        try:
+            out = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as error:  # a directory, a missing parent, no permission
+            raise ConfigError(f"cannot write: {error.strerror or error}", where=str(path)) from None
+        with out:
             for record in self.iter_records(namespace=namespace):
                 out.write(record.model_dump_json() + "\n")
                 n += 1
@@ -423,9 +431,13 @@ class SolutionStore:
     def reindex(self, backup: str | Path | None = None) -> int:
         """Re-embed every record with this store's embedder (after changing embedding model).
 
-        Writes every record to ``backup`` (default: a timestamped JSONL in the temp directory)
-        first, then replaces each namespace's collection. If re-embedding fails part-way,
-        ``import_(backup)`` restores everything.
+        Atomic per namespace, and all-or-nothing until the swap: every namespace's new
+        collection is built beside the live one (readers never see it) and checked complete;
+        only then is each swapped in (live → ``.old``, new → live, ``.old`` dropped). Killed
+        while building, the old store is untouched and the next reindex starts over; killed
+        between the two renames of a swap, the next opening of the store renames ``.old`` back.
+        A JSONL of every record is written to ``backup`` first (default: a timestamped file in
+        the temp directory); ``import_(backup)`` restores it anywhere.
         """
         records = list(self.iter_records(check_embedder=False))
         backup = Path(
@@ -435,17 +447,78 @@ class SolutionStore:
             out.writelines(r.model_dump_json() + "\n" for r in records)
         log.info("solutions.reindex_backup", path=str(backup), records=len(records))
         client = self._client()
-        for name in list(self._namespaces(check_embedder=False)):
-            try:
-                client.delete_collection(self._collection_for(name))
-            except Exception as error:
+        namespaces = sorted(
+            set(self._namespaces(check_embedder=False)) | {r.namespace for r in records}
+        )
+        try:
+            building = f"{self.collection_name}{_BUILDING}--"
+            for info in client.list_collections():
+                if info.name.startswith(building):  # half-built by a reindex that was killed
+                    client.delete_collection(info.name)
+            built = {
+                namespace: client.create_collection(
+                    self._swap_names(namespace)[1],
+                    embedding_function=_ChromaAdapter(self.embedder),
+                    configuration={"hnsw": {"space": "cosine"}},
+                    metadata={"embedder": self.embedder.name, "namespace": namespace},
+                )
+                for namespace in namespaces
+            }
+        except Exception as error:
+            raise SolutionStoreError(
+                f"reindex: {_describe(error)}", location=self.location
+            ) from error
+        self._write_all(records, built.__getitem__)
+        for namespace, collection in built.items():
+            expected = sum(1 for r in records if r.namespace == namespace)
+            got = int(self._call("reindex", lambda c: c.count(), collection))
+            if got != expected:
                 raise SolutionStoreError(
-                    f"reindex: {_describe(error)}", location=self.location
-                ) from error
+                    f"reindex: namespace {namespace!r} rebuilt with {got} of {expected} records;"
+                    " the old collection is kept",
+                    location=self.location,
+                )
         with self._lock:
             self._collections.clear()
-        self._write_all(records, lambda namespace: self._open(namespace))
+        try:
+            existing = {c.name for c in client.list_collections()}
+            for namespace in namespaces:
+                live, building, retired = self._swap_names(namespace)
+                if live in existing:
+                    _collection(client, live).modify(name=retired)
+                _collection(client, building).modify(name=live)
+                if live in existing:
+                    client.delete_collection(retired)
+        except Exception as error:
+            raise SolutionStoreError(
+                f"reindex: {_describe(error)}", location=self.location
+            ) from error
+        log.info("solutions.reindexed", records=len(records), embedder=self.embedder.name)
         return len(records)
+
+    def _swap_names(self, namespace: str) -> tuple[str, str, str]:
+        """A namespace's live collection, the one a reindex builds, and the one it retires.
+        Only the live name starts with ``<collection>--``, so readers never list the others."""
+        live = self._collection_for(namespace)
+        rest = live.removeprefix(self.collection_name)
+        return (
+            live,
+            f"{self.collection_name}{_BUILDING}{rest}",
+            f"{self.collection_name}{_RETIRED}{rest}",
+        )
+
+    def _finish_interrupted_swap(self, client: Any) -> None:
+        """A reindex killed mid-swap leaves a retired collection behind: renamed back if its
+        namespace has no live one (the new one was not swapped in yet), else dropped."""
+        prefix = f"{self.collection_name}{_RETIRED}--"
+        names = {c.name for c in client.list_collections()}
+        for retired in sorted(n for n in names if n.startswith(prefix)):
+            live = f"{self.collection_name}{retired.removeprefix(self.collection_name + _RETIRED)}"
+            if live in names:
+                client.delete_collection(retired)
+            else:
+                _collection(client, retired).modify(name=live)
+                log.warning("solutions.reindex_recovered", collection=live)
 
     def _write_all(
         self, records: Sequence[SolutionRecord], collection_for: Any, batch: int = 256
@@ -468,6 +541,11 @@ class SolutionStore:
                     ),
                     collection,
                 )
+
+
+def _collection(client: Any, name: str) -> Any:
+    """An existing collection by name, for renaming (its vectors always come from us)."""
+    return client.get_collection(name, embedding_function=_ChromaAdapter(None))
 
 
 def _embed_now(embedder: Embedder, texts: list[str]) -> list[list[float]]:
@@ -493,12 +571,14 @@ def _from_chroma(rid: str, document: str, metadata: dict[str, Any] | None) -> So
 def _read_jsonl(path: Path) -> Iterable[SolutionRecord]:
     from pydantic import ValidationError
 
-    from ecocascade.config.loader import format_validation_error
-
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as error:
-        raise ConfigError(f"cannot read: {error}", where=str(path)) from None
+        raise ConfigError(f"cannot read: {error.strerror or error}", where=str(path)) from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"not UTF-8 text: {error.reason} at byte {error.start}", where=str(path)
+        ) from None
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue

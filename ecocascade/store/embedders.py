@@ -3,24 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ecocascade._env import ensure_offline_defaults, import_litellm
 from ecocascade.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from ecocascade.types import Embedder
+
 __all__ = [
+    "QUERY_TAIL_CHARS",
     "LiteLLMEmbedder",
     "SentenceTransformerEmbedder",
     "default_embedder",
+    "embed_cached",
     "embedder_from_spec",
 ]
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+QUERY_TAIL_CHARS = 1000
+"""How much of a query's end is embedded to compare queries (where the question is)."""
 
 _models: dict[str, Any] = {}
 _models_lock = threading.Lock()
@@ -161,3 +173,41 @@ def embedder_from_spec(spec: str) -> SentenceTransformerEmbedder | LiteLLMEmbedd
         f"unknown embedder {spec!r}; expected sentence-transformers[:PATH_OR_ID] or litellm:MODEL",
         where="embedder",
     )
+
+
+def _cache_dir() -> Path:
+    home = os.environ.get("ECOCASCADE_HOME")
+    base = Path(home) if home else Path.home() / ".cache" / "ecocascade"
+    return base / "embeddings"
+
+
+async def embed_cached(
+    embedder: Embedder, texts: Sequence[str], *, cache_dir: Path | None = None
+) -> NDArray[np.float32]:
+    """Embed unique ``texts`` once and keep the matrix on disk, keyed by the embedder's name and a
+    hash of the texts (a repeated benchmark run skips the model entirely)."""
+    import numpy as np
+
+    unique = list(dict.fromkeys(texts))
+    digest = hashlib.sha256(embedder.name.encode())
+    for text in unique:
+        digest.update(hashlib.sha256(text.encode()).digest())
+    folder = cache_dir or _cache_dir()
+    path = folder / f"{digest.hexdigest()[:24]}.npy"
+    matrix: NDArray[np.float32] | None = None
+    if path.is_file():
+        try:
+            loaded = np.load(path)
+            if loaded.shape[0] == len(unique):
+                matrix = loaded.astype(np.float32)
+        except (OSError, ValueError):
+            matrix = None
+    if matrix is None:
+        vectors = await embedder.embed(unique) if unique else []
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(unique), -1)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, matrix)
+        os.replace(tmp, path)
+    row = {text: i for i, text in enumerate(unique)}
+    return matrix[[row[t] for t in texts]] if texts else matrix

