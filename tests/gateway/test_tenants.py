@@ -97,13 +97,13 @@ def test_keys_are_checked_and_tenants_never_share_cached_answers(
 def test_a_budgeted_key_gets_429_naming_its_budget_and_rate_limits_send_retry_after(
     server: FakeLLMServer, redis_server: RedisServer, gateway_factory: Any
 ) -> None:
-    server.always("small", Reply("4", completion_tokens=16))  # about $0.0000074 per answer
+    server.always("small", Reply("4", completion_tokens=500))  # about $0.0002 per answer
     gw = gateway_factory(
         _config(
             server,
             redis_server.url,
-            # a request reserves ~$0.00022 (both tiers, 16 tokens out); ~10 answers fit
-            a={"budget": {"usd": 0.0003, "period": "day"}, "admin": True},
+            # a request reserves ~$0.0054 (both tiers, worst case); ~13 answers fit
+            a={"budget": {"usd": 0.008, "period": "day"}, "admin": True},
             b={"rate_limit": {"requests": 2, "per_s": 30}},
         )
     )
@@ -121,14 +121,14 @@ def test_a_budgeted_key_gets_429_naming_its_budget_and_rate_limits_send_retry_af
             break
     assert refused is not None and 5 <= answered < 40
     assert refused.body["code"] == "budget_exceeded"  # type: ignore[index]
-    assert "daily budget of $0.0003 reached" in refused.message
+    assert "daily budget of $0.008 reached" in refused.message
     with httpx.Client(base_url=gw.url) as http:
         anonymous = http.get("/dashboard/data")
         assert anonymous.json()["error"]["code"] == "invalid_api_key", anonymous.text[:300]
         data = http.get("/dashboard/data", headers={"Authorization": f"Bearer {KEYS['a']}"})
         (budget,) = data.json()["budgets"]
         assert budget["key"] == "a" and budget["reserved_usd"] == 0
-        assert 0 < budget["spent_usd"] <= 0.0003
+        assert 0 < budget["spent_usd"] <= 0.008
         codes = [
             http.post(
                 "/v1/chat/completions",
