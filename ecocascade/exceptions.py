@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ecocascade.text import mask_secrets
 from ecocascade.types import Usage
 
 if TYPE_CHECKING:
@@ -59,7 +60,12 @@ __all__ = [
 
 
 class EcoCascadeError(Exception):
-    """Base class of every error ecocascade raises."""
+    """Base class of every error ecocascade raises. Its message is masked when it is made
+    (:func:`~ecocascade.text.mask_secrets`): a provider that echoes an API key in an error does
+    not put the key into attempts, ``--json`` output, ``tasks.jsonl``, tapes or logs."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_secrets(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(EcoCascadeError, ValueError):

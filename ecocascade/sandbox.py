@@ -1,29 +1,47 @@
-"""Run untrusted Python from a model's answer: a fresh temp dir, a scrubbed environment, limits.
+"""Run untrusted Python from a model's answer: a fresh temp dir, a scrubbed environment, limits,
+and the strongest isolation this machine offers (``ExecutionResult.isolation`` says which ran).
 
-This is containment against accidents, not a security boundary: the code runs as the current
-user, can read whatever that user can read and can use the network. What it does guarantee:
+Every run, whatever the isolation:
 
 - the code runs in a fresh temporary directory (its cwd, ``HOME`` and ``TMPDIR``), removed
   afterwards; support ``files`` (a tool module, a data file) are copied into it first;
-- writes outside that directory fail (``PermissionError``) where the kernel offers Landlock
-  (Linux ≥ 5.13 with Landlock enabled; no privileges needed, root included): the child may
-  write file contents and create, rename and delete directory entries only under its temp dir
-  (plus ``writable_paths``) and may write to ``/dev/null``-like devices. Landlock does not
-  cover metadata: ``chmod``, ``utime``, ``chown`` and extended attributes still work on any
-  file this user owns; and below Landlock ABI 3 (Linux < 6.2) ``truncate(2)`` of an outside
-  file is not confined either. With Landlock ABI ≥ 6 the child also cannot signal processes
-  outside the sandbox. Where Landlock is missing, writes are **not** confined: a warning
-  (``sandbox.writes_unconfined``) is logged once and ``ExecutionResult.writes_confined`` is
-  ``False`` — nothing pretends otherwise;
-- the child sees only allow-listed environment variables, so API keys do not leak into it;
+- the child sees only allow-listed environment variables (plus what the task passes), so API
+  keys are not in its environment (reading the app's own, ``/proc/<parent>/environ``, is
+  prevented by bwrap and Landlock, not by rlimits alone: see below);
 - address space, CPU time, file size and core dumps are capped with ``setrlimit`` (at the CPU
-  limit the child gets SIGXCPU, then SIGKILL a second later);
-- the child runs in its own session; on timeout, on cancellation and after a normal exit the whole
-  process group is killed, so grandchildren it spawned do not outlive the run (a grandchild that
-  calls ``setsid()`` itself escapes the group and is out of reach);
+  limit the child gets SIGXCPU, then SIGKILL a second later), and the number of processes with
+  a pids cgroup where one can be made, else ``RLIMIT_NPROC`` (``ExecutionResult.pids_limited``;
+  the kernel does not apply ``RLIMIT_NPROC`` to root, so root without a cgroup has no limit);
+- the child runs in its own session; on timeout, on cancellation and after a normal exit the
+  whole process group (and, with a cgroup or bubblewrap, every process it started) is killed;
 - output is capped per stream and the rest is drained, so a chatty child never blocks on a pipe.
 
-POSIX only (``resource``, process groups); write confinement is Linux only.
+Isolation, best first (see :mod:`ecocascade.isolation`):
+
+``"bwrap"``
+    bubblewrap is installed and works here (unprivileged user namespaces): new user, PID, IPC,
+    UTS, cgroup and network namespaces (no network unless the task allows it: ``network=True``),
+    started with the child's environment only (so even bwrap's own ``/proc/1/environ``, the
+    code's parent, holds no key; the app's processes are not visible), no capabilities, a
+    read-only ``/``, a private ``/tmp`` and ``/dev/shm``, a ``/proc`` that shows only the
+    sandbox's processes, writes only to the work dir and ``writable_paths``,
+    ``--die-with-parent`` and ``--new-session``.
+``"landlock"``
+    no usable bwrap, but the kernel has Landlock (Linux >= 5.13; no privileges needed): the child
+    may write file contents and create, rename and delete directory entries only under its temp
+    dir (plus ``writable_paths``) and to ``/dev/null``-like devices; it cannot read anything under
+    ``/proc`` (so not ``/proc/<parent>/environ``) nor list ``/``; with Landlock ABI >= 4 (Linux
+    6.7) it cannot open or accept TCP connections unless ``network=True`` (UDP is not covered);
+    with ABI >= 6 it cannot signal processes or reach abstract Unix sockets outside the sandbox.
+    Landlock does not cover metadata (``chmod``, ``utime``, ``chown``, extended attributes of
+    files this user owns), and below ABI 3 ``truncate(2)`` of an outside file is not confined.
+``"rlimits"``
+    neither: only the guarantees of the first list. Writes are **not** confined, the network
+    is open, and the code can read ``/proc/<parent>/environ`` — the app's environment, API keys
+    included; a warning (``sandbox.writes_unconfined``) is logged once and the result's
+    ``writes_confined`` and ``network_blocked`` are ``False`` — nothing pretends otherwise.
+
+POSIX only (``resource``, process groups); bwrap, cgroups and Landlock are Linux only.
 """
 
 from __future__ import annotations
@@ -42,14 +60,16 @@ import tempfile
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path, PurePosixPath
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import structlog
 
+from ecocascade import isolation
 from ecocascade.exceptions import ConfigError
 
 __all__ = [
     "ExecutionResult",
+    "Isolation",
     "SandboxFiles",
     "check_limits",
     "landlock_abi",
@@ -58,6 +78,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+
+Isolation: TypeAlias = Literal["bwrap", "landlock", "rlimits"]
 
 SandboxFiles: TypeAlias = (
     Mapping[str, "str | bytes | os.PathLike[str]"] | Iterable["os.PathLike[str]"]
@@ -87,7 +109,13 @@ class ExecutionResult:
     duration_s: float
     truncated: bool
     writes_confined: bool = False
-    """Whether Landlock confined the run's writes to its temp dir (see the module docstring)."""
+    """Whether the run's writes were confined to its temp dir (bwrap or Landlock)."""
+    isolation: Isolation = "rlimits"
+    """What isolated the run: ``"bwrap"``, ``"landlock"`` or ``"rlimits"`` (module docstring)."""
+    pids_limited: bool = False
+    """Whether the number of processes the code could start was capped (``max_processes``)."""
+    network_blocked: bool = False
+    """Whether the code was kept off the network (bwrap, or Landlock ABI >= 4: TCP)."""
 
     @property
     def ok(self) -> bool:
@@ -150,6 +178,8 @@ async def run_python(
     files: SandboxFiles | None = None,
     confine_writes: bool = True,
     writable_paths: Collection[str | os.PathLike[str]] = (),
+    network: bool = False,
+    max_processes: int | None = 64,
 ) -> ExecutionResult:
     """Run ``code`` as ``main.py`` in a fresh temp dir, isolated from the caller's Python set-up
     (``python -E -s``: no ``PYTHON*`` variables, no user site-packages), and report how it ended.
@@ -164,7 +194,11 @@ async def run_python(
     ``files`` (see :data:`SandboxFiles`) are written next to ``main.py`` first, so the code can
     import them: the script's own dir is the first entry of ``sys.path``.
     With ``confine_writes`` (the default) the code may write only under its temp dir and
-    ``writable_paths``, where the kernel allows it (``ExecutionResult.writes_confined``).
+    ``writable_paths``, where the machine allows it (``ExecutionResult.writes_confined``).
+    ``network=False`` (the default) keeps the code off the network where the isolation allows
+    it (``ExecutionResult.network_blocked``). ``max_processes`` caps the processes (threads
+    included) the run may have at once, the code's own included (``None``: no cap).
+    ``ExecutionResult.isolation`` says which isolation ran (see the module docstring).
 
     Raises :class:`ConfigError` for invalid arguments, unusable ``files`` or a ``python`` that
     cannot be started.
@@ -174,9 +208,17 @@ async def run_python(
         raise ConfigError(
             f"must be a positive number of MiB or None, got {max_file_mb!r}", where="max_file_mb"
         )
+    if max_processes is not None and (not isinstance(max_processes, int) or max_processes < 2):
+        raise ConfigError(
+            f"must be an integer >= 2 (bwrap's init and the code) or None, got {max_processes!r}",
+            where="max_processes",
+        )
+    if shutil.which(python) is None:  # checked here: under bwrap only bwrap itself would fail
+        raise ConfigError(f"cannot start {python!r}: no such executable", where="python")
     support = normalise_files(files)
     extra_writable = _existing_paths(writable_paths)
     cpu_limit = cpu_s if cpu_s is not None else math.ceil(timeout_s) + 1
+    bwrap = await _bwrap()
     with tempfile.TemporaryDirectory(prefix="ecocascade-sandbox-") as workdir:
         if support:
             await asyncio.to_thread(_write_files, workdir, support)
@@ -186,29 +228,124 @@ async def run_python(
         env = {name: os.environ[name] for name in env_allowlist if name in os.environ}
         env |= {"HOME": workdir, "TMPDIR": workdir, "PYTHONDONTWRITEBYTECODE": "1"}
         env |= extra_env or {}
-        ruleset = _write_ruleset([workdir, *extra_writable]) if confine_writes else None
+        # -I minus -P: as isolated, but the temp dir stays importable for ``files``.
+        argv = [python, "-E", "-s", "-B", "main.py"]
+        cgroup = _pids_cgroup(max_processes)
+        nproc: int | None = None
+        ruleset: int | None = None
+        # The kernel does not apply RLIMIT_NPROC to root: there only a cgroup limits processes.
+        nproc_wanted = (
+            cgroup is None
+            and max_processes is not None
+            and os.getuid() != 0
+            and sys.platform.startswith("linux")
+        )
+        if bwrap is not None:
+            kind: Isolation = "bwrap"
+            if nproc_wanted:
+                assert max_processes is not None
+                argv = _with_nproc_inside(argv, max_processes)  # counted in the new user namespace
+            argv = [
+                *isolation.bwrap_argv(
+                    bwrap,
+                    workdir=workdir,
+                    writable=extra_writable,
+                    network=network,
+                    confine_writes=confine_writes,
+                ),
+                *argv,
+            ]
+        else:
+            if nproc_wanted:
+                assert max_processes is not None
+                nproc = await asyncio.to_thread(_user_task_count) + max_processes
+            ruleset = _ruleset([workdir, *extra_writable], confine_writes, network)
+            kind = "rlimits" if ruleset is None else "landlock"
+        pids_limited = cgroup is not None or nproc_wanted
         try:
             result = await _run(
-                # -I minus -P: as isolated, but the temp dir stays importable for ``files``.
-                [python, "-E", "-s", "-B", "main.py"],
+                argv,
                 cwd=workdir,
                 env=env,
-                preexec_fn=_limit_setter(memory_mb, cpu_limit, max_file_mb, ruleset),
+                preexec_fn=_limit_setter(memory_mb, cpu_limit, max_file_mb, nproc, ruleset, cgroup),
                 timeout_s=timeout_s,
                 max_output_bytes=max_output_bytes,
                 stdin=stdin,
+                signalled_via_bwrap=bwrap is not None,
             )
         finally:
             if ruleset is not None:
                 os.close(ruleset)
+            if cgroup is not None:
+                cgroup.close()
+    network_blocked = not network and (
+        kind == "bwrap" or (kind == "landlock" and (landlock_abi() or 0) >= 4)
+    )
+    log.debug(
+        "sandbox.ran",
+        isolation=kind,
+        exit_code=result.exit_code,
+        timed_out=result.timed_out,
+        duration_s=round(result.duration_s, 3),
+        pids_limited=pids_limited,
+        network_blocked=network_blocked,
+    )
     # The temp dir's random name would make every traceback unique: show it as "." (the code's
     # working dir), so the same code gives the same output — and a recorded run replays.
     return dataclasses.replace(
         result,
         stdout=_relative_to(result.stdout, workdir),
         stderr=_relative_to(result.stderr, workdir),
-        writes_confined=ruleset is not None,
+        writes_confined=confine_writes and kind != "rlimits",
+        isolation=kind,
+        pids_limited=pids_limited,
+        network_blocked=network_blocked,
     )
+
+
+async def _bwrap() -> str | None:
+    """A working bwrap, probed once per path (the probe starts a process: off the loop)."""
+    found = shutil.which("bwrap")
+    if found is None:
+        return None
+    return await asyncio.to_thread(isolation.find_bwrap)
+
+
+def _pids_cgroup(limit: int | None) -> isolation.PidsCgroup | None:
+    if limit is None:
+        return None
+    base = isolation.pids_cgroup_base()
+    if base is None:
+        return None
+    try:
+        return isolation.PidsCgroup(base, limit)
+    except OSError as exc:
+        log.warning("sandbox.cgroup_failed", base=base, error=str(exc))
+        return None
+
+
+_NPROC_BOOT = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NPROC, ({n}, {n})); "
+    "os.execv(sys.executable, {argv!r})"
+)
+
+
+def _with_nproc_inside(argv: list[str], limit: int) -> list[str]:
+    """``argv`` behind a one-line bootstrap that sets ``RLIMIT_NPROC`` first: run inside bwrap's
+    user namespace, the limit counts only the sandbox's processes, not all of this user's."""
+    return [argv[0], "-E", "-s", "-B", "-c", _NPROC_BOOT.format(n=limit, argv=argv)]
+
+
+def _user_task_count() -> int:
+    """How many tasks (threads) this user runs now: ``RLIMIT_NPROC`` counts them all."""
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(os.path.join(entry.path, "task")))
+    return count
 
 
 def _relative_to(text: str, workdir: str) -> str:
@@ -289,6 +426,7 @@ async def _run(
     timeout_s: float,
     max_output_bytes: int,
     stdin: str | None,
+    signalled_via_bwrap: bool = False,
 ) -> ExecutionResult:
     loop = asyncio.get_running_loop()
     collector = _Collector(max_output_bytes)
@@ -334,8 +472,12 @@ async def _run(
         await asyncio.shield(collector.finished)
 
     out, err = collector.streams[1], collector.streams[2]
+    exit_code = transport.get_returncode()
+    if signalled_via_bwrap and exit_code is not None and exit_code > 128:
+        # bwrap exits 128 + N when the code was killed by signal N: report it as a direct child.
+        exit_code = 128 - exit_code
     return ExecutionResult(
-        exit_code=None if timed_out else transport.get_returncode(),
+        exit_code=None if timed_out else exit_code,
         stdout=out.text(),
         stderr=err.text(),
         timed_out=timed_out,
@@ -350,9 +492,15 @@ def _kill_group(pgid: int) -> None:
 
 
 def _limit_setter(
-    memory_mb: int | None, cpu_s: int, file_mb: int | None, ruleset: int | None
+    memory_mb: int | None,
+    cpu_s: int,
+    file_mb: int | None,
+    nproc: int | None,
+    ruleset: int | None,
+    cgroup: isolation.PidsCgroup | None,
 ) -> Callable[[], None]:
-    """Build the function the child runs between fork and exec: resource limits, then Landlock.
+    """Build the function the child runs between fork and exec: join the pids cgroup, resource
+    limits, then Landlock.
 
     Everything that can fail for a reason other than a kernel refusal (building the ruleset,
     resolving the syscalls) happens here in the parent; the child only makes the calls.
@@ -366,9 +514,13 @@ def _limit_setter(
         wanted.append((resource.RLIMIT_AS, memory_mb * 1024 * 1024, memory_mb * 1024 * 1024))
     if file_mb is not None:
         wanted.append((resource.RLIMIT_FSIZE, file_mb * 1024 * 1024, file_mb * 1024 * 1024))
+    if nproc is not None:
+        wanted.append((resource.RLIMIT_NPROC, nproc, nproc))
     libc = _libc() if ruleset is not None else None
 
     def apply_limits() -> None:
+        if cgroup is not None:
+            cgroup.join()
         for which, soft, hard in wanted:
             _, current = resource.getrlimit(which)
             if current != resource.RLIM_INFINITY:
@@ -395,6 +547,8 @@ _LANDLOCK_RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 
 _FS_WRITE_FILE = 1 << 1
+_FS_READ_FILE = 1 << 2
+_FS_READ_DIR = 1 << 3
 _FS_REMOVE_DIR = 1 << 4
 _FS_REMOVE_FILE = 1 << 5
 _FS_MAKE_CHAR = 1 << 6
@@ -406,7 +560,10 @@ _FS_MAKE_BLOCK = 1 << 11
 _FS_MAKE_SYM = 1 << 12
 _FS_REFER = 1 << 13  # ABI 2: link/rename across directories
 _FS_TRUNCATE = 1 << 14  # ABI 3
+_SCOPE_ABSTRACT_UNIX = 1 << 0  # ABI 6: no abstract Unix sockets outside the sandbox
 _SCOPE_SIGNAL = 1 << 1  # ABI 6: no signals to processes outside the sandbox
+_NET_BIND_TCP = 1 << 0  # ABI 4
+_NET_CONNECT_TCP = 1 << 1  # ABI 4
 _FS_WRITES_V1 = (
     _FS_WRITE_FILE
     | _FS_REMOVE_DIR
@@ -467,33 +624,40 @@ def _warn_unconfined(reason: str) -> None:
     )
 
 
-def _write_ruleset(writable_dirs: list[str]) -> int | None:
-    """A Landlock ruleset fd that allows writes only beneath ``writable_dirs`` (and to a few
-    devices), or ``None`` (with a one-time warning) where Landlock is unavailable."""
+def _ruleset(writable_dirs: list[str], confine_writes: bool, network: bool) -> int | None:
+    """A Landlock ruleset fd: no reads under ``/proc``; with ``confine_writes`` writes only
+    beneath ``writable_dirs`` (and to a few devices); without ``network`` no TCP (ABI >= 4).
+    ``None`` (with a one-time warning) where Landlock is unavailable."""
     abi = landlock_abi()
     if abi is None:
         _warn_unconfined("Landlock is not available in this kernel")
         return None
-    handled = _FS_WRITES_V1
-    if abi >= 2:
-        handled |= _FS_REFER
-    if abi >= 3:
-        handled |= _FS_TRUNCATE
-    attr = _RulesetAttr(handled, 0, _SCOPE_SIGNAL if abi >= 6 else 0)
+    reads = _FS_READ_FILE | _FS_READ_DIR
+    writes = _FS_WRITES_V1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
+    handled = reads | (writes if confine_writes else 0)
+    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 and not network else 0
+    attr = _RulesetAttr(handled, net, _SCOPE_SIGNAL | _SCOPE_ABSTRACT_UNIX if abi >= 6 else 0)
     # Older kernels reject a struct larger than theirs: send only the fields they know.
-    size = ctypes.sizeof(_RulesetAttr) if abi >= 6 else ctypes.sizeof(ctypes.c_uint64)
+    size = ctypes.sizeof(ctypes.c_uint64) * (3 if abi >= 6 else 2 if abi >= 4 else 1)
     libc = _libc()
     ruleset = libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0)
     if ruleset < 0:
         _warn_unconfined(f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}")
         return None
-    file_rights = _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
+    file_rights = _FS_READ_FILE | _FS_WRITE_FILE | (_FS_TRUNCATE if abi >= 3 else 0)
     try:
-        for path in writable_dirs:
-            _allow(libc, ruleset, path, handled if os.path.isdir(path) else file_rights)
-        for device in _WRITABLE_DEVICES:
-            if os.path.exists(device):
-                _allow(libc, ruleset, device, file_rights)
+        # Reads are allowed beneath every top-level entry but /proc (other processes' environ,
+        # cmdline, memory); the listing of / itself is the price of that (a rule on / covers all).
+        for entry in os.scandir("/"):
+            if entry.name != "proc":
+                with contextlib.suppress(OSError):
+                    _allow(libc, ruleset, entry.path, reads)
+        if confine_writes:
+            for path in writable_dirs:
+                _allow(libc, ruleset, path, handled if os.path.isdir(path) else file_rights)
+            for device in _WRITABLE_DEVICES:
+                if os.path.exists(device):
+                    _allow(libc, ruleset, device, file_rights)
     except BaseException:
         os.close(ruleset)
         raise

@@ -6,13 +6,26 @@ normal form of a query (the key of records and cache entries), secret masking be
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import textwrap
 import unicodedata
 from collections.abc import Mapping
+from typing import Any, TypeVar, cast
 
-__all__ = ["extract_python_code", "mask_secrets", "normalise_query", "without_fenced_blocks"]
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "MAX_STORED_QUERY_CHARS",
+    "extract_python_code",
+    "mask_secrets",
+    "mask_secrets_in",
+    "normalise_query",
+    "truncate",
+    "without_fenced_blocks",
+]
+
+T = TypeVar("T")
 
 _PYTHON_TAGS = frozenset({"python", "py", "python3"})
 _OPEN_FENCE = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n]*?)[ \t]*$")
@@ -82,6 +95,23 @@ def _block_code(lines: list[str]) -> str:
     return code + "\n" if code else ""
 
 
+MAX_QUERY_CHARS = 100_000
+"""The default hard cap on one query (``Cascade(max_query_chars=...)``): a longer one is a
+:class:`~ecocascade.exceptions.ConfigError`, before any model is called."""
+
+MAX_STORED_QUERY_CHARS = 20_000
+"""The default cap on a query the solution store records or the cache keeps
+(``max_query_chars=`` on both), and the length a demonstration's query is cut to."""
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else its first ``limit`` characters and
+    a marker saying how many were cut: ``"abc… [20 characters cut]"``."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} characters cut]"
+
+
 _SPACE = re.compile(r"\s+")
 
 
@@ -105,20 +135,60 @@ _MIN_SECRET_LEN = 8
 
 
 def mask_secrets(text: str, env: Mapping[str, str] | None = None) -> str:
-    """Replace secrets with placeholders before text is stored (it goes into prompts later).
+    """Replace secrets with placeholders before text is kept or shown anywhere: the solution
+    store, the response cache, attempts' reasons and error messages, tapes, eval outputs, CLI
+    JSON and log events all go through this one function.
 
-    Values of secret-looking environment variables become ``<NAME>`` (as EcoAssistant's
-    placeholder keys); well-known key shapes become ``<REDACTED>``.
+    Values of secret-looking environment variables (``*_API_KEY``, ``*TOKEN*``, ``*SECRET*``,
+    ``*PASSWORD*``, …; at least 8 characters) become ``<NAME>`` (as EcoAssistant's placeholder
+    keys); well-known key shapes (``sk-…``, ``AKIA…``, ``ghp_…``, ``xox…-``, ``AIza…``) become
+    ``<REDACTED>``. ``env`` defaults to this process's environment, read at each call.
     """
-    env = os.environ if env is None else env
-    secrets = sorted(
-        (
-            (value, name)
-            for name, value in env.items()
-            if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
-        ),
-        key=lambda pair: -len(pair[0]),  # longest first, so a key inside another is not split
+    return _mask(text, _env_secrets(env))
+
+
+def mask_secrets_in(value: T, env: Mapping[str, str] | None = None) -> T:
+    """``value`` with :func:`mask_secrets` applied to every string in it: nested dicts (values;
+    keys are field names and kept), lists and tuples are rebuilt, anything else is returned
+    as it is. For a JSON-able structure about to be written or printed."""
+    secrets = _env_secrets(env)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _mask(item, secrets)
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, tuple):
+            return tuple(walk(v) for v in item)
+        return item
+
+    return cast(T, walk(value))
+
+
+def _env_secrets(env: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+    # Keyed by the whole environment, so a variable set or changed later is seen at once.
+    return _secrets_of(tuple((os.environ if env is None else env).items()))
+
+
+@functools.lru_cache(maxsize=16)
+def _secrets_of(items: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        sorted(
+            (
+                (value, name)
+                for name, value in items
+                if _SECRET_NAME.search(name) and len(value) >= _MIN_SECRET_LEN
+            ),
+            key=lambda pair: -len(pair[0]),  # longest first, so a key inside another is kept whole
+        )
     )
+
+
+def _mask(text: str, secrets: tuple[tuple[str, str], ...]) -> str:
+    if not text:
+        return text
     for value, name in secrets:
         if value in text:
             text = text.replace(value, f"<{name}>")

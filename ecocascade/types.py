@@ -10,6 +10,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from ecocascade.text import mask_secrets
+
 if TYPE_CHECKING:
     from ecocascade.models.tier import Tier
     from ecocascade.store.records import SolutionRecord
@@ -89,6 +91,10 @@ class Verdict:
     judge: str = ""
     cost_usd: float | None = 0.0
     usage: Usage = field(default_factory=Usage)
+
+    def __post_init__(self) -> None:
+        # Judges quote what they saw (program output, a model's critique): never a key.
+        object.__setattr__(self, "reason", mask_secrets(self.reason))
 
 
 @dataclass(frozen=True, slots=True)

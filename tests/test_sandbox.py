@@ -4,29 +4,55 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from ecocascade import sandbox
+from ecocascade import isolation, sandbox
 from ecocascade.exceptions import ConfigError
 from ecocascade.sandbox import landlock_abi, run_python
 from ecocascade.text import extract_python_code, without_fenced_blocks
 
-needs_landlock = pytest.mark.skipif(
-    landlock_abi() is None, reason="this kernel has no Landlock: writes cannot be confined"
-)
-
 SPAWN_GRANDCHILD = """
-import subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-print(child.pid, flush=True)
+import subprocess, sys, time, uuid
+marker = uuid.uuid4().hex
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+print(marker, flush=True)
 time.sleep(60)
 """
+
+
+def _pids_running(marker: str) -> list[int]:
+    """The pids of live processes whose command line holds ``marker``: pids printed inside a
+    PID namespace (bwrap) mean nothing outside it, a marker in argv does."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return [pid for pid in found if _alive(pid)]
+
+
+def _marker_gone_soon(marker: str, within_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while _pids_running(marker):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def _alive(pid: int) -> bool:
@@ -40,15 +66,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def _gone_soon(pid: int, within_s: float = 2.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # --- extract_python_code ---------------------------------------------------------------------
@@ -145,8 +162,7 @@ async def test_a_timeout_kills_the_process_and_its_grandchildren() -> None:
     assert result.exit_code is None
     assert not result.ok
     assert result.duration_s < 3
-    grandchild = int(result.stdout.split()[0])
-    assert _gone_soon(grandchild)
+    assert _marker_gone_soon(result.stdout.split()[0])
 
 
 async def test_the_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -223,9 +239,11 @@ async def test_the_file_size_limit_makes_a_big_write_fail() -> None:
 async def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> None:
     """Cancelling the task awaiting run_python kills the child and its grandchild."""
     pid_file = tmp_path / "pids"
+    marker = uuid.uuid4().hex
     code = (
         "import os, subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+        f"child = subprocess.Popen([*sleeper, {marker!r}])\n"
         "with open(os.environ['PID_FILE'], 'w') as f: f.write(f'{os.getpid()} {child.pid}')\n"
         "time.sleep(60)\n"
     )
@@ -241,11 +259,11 @@ async def test_cancelling_the_caller_kills_the_process_group(tmp_path: Path) -> 
     while not pid_file.exists() or len(pid_file.read_text().split()) < 2:
         assert time.monotonic() < deadline, "the sandboxed code never reported its pids"
         await asyncio.sleep(0.02)
-    pids = [int(pid) for pid in pid_file.read_text().split()]
+    assert _pids_running(marker)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert all(_gone_soon(pid) for pid in pids)
+    assert _marker_gone_soon(marker)
 
 
 async def test_a_missing_interpreter_is_a_config_error() -> None:
@@ -280,14 +298,16 @@ def test_sandbox_runs_with_the_current_interpreter_by_default() -> None:
 
 async def test_a_grandchild_dies_when_the_code_exits_normally() -> None:
     """A grandchild left running by code that exited 0 is killed with the process group."""
+    marker = uuid.uuid4().hex
     code = (
         "import subprocess, sys\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "sleeper = [sys.executable, '-c', 'import time; time.sleep(60)']\n"
+        f"child = subprocess.Popen([*sleeper, {marker!r}])\n"
         "print(child.pid, flush=True)\n"
     )
     result = await run_python(code, timeout_s=5)
     assert result.ok
-    assert _gone_soon(int(result.stdout.split()[0]))
+    assert _marker_gone_soon(marker)
 
 
 async def test_tmpdir_is_the_sandbox_dir() -> None:
@@ -338,43 +358,66 @@ async def test_unusable_files_are_config_errors(files: object) -> None:
         await run_python("print(1)", files=files)  # type: ignore[arg-type]
 
 
-# --- write confinement (Landlock) -------------------------------------------------------------
+# --- isolation: bwrap, and Landlock + rlimits as the fallback ----------------------------------
+
+
+@pytest.fixture(params=["bwrap", "landlock"])
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Each escape test runs under bwrap and under the fallback (``PATH`` without bwrap)."""
+    if request.param == "bwrap":
+        if isolation.find_bwrap() is None:
+            pytest.skip("bwrap is not installed or not usable here")
+    else:
+        if landlock_abi() is None:
+            pytest.skip("this kernel has no Landlock")
+        empty = tmp_path / "no-bwrap-here"
+        empty.mkdir()
+        monkeypatch.setenv("PATH", str(empty))
+    return str(request.param)
+
 
 WRITE_OUTSIDE = """
 import os, subprocess, sys
-target = os.environ["TARGET"]
-try:
-    open(os.path.join(target, "from_child.txt"), "w").write("x")
-    print("child wrote")
-except PermissionError:
-    print("child denied")
-grandchild = "open(os.path.join(os.environ['TARGET'], 'from_grandchild.txt'), 'w')"
-code = subprocess.run([sys.executable, "-c", "import os; " + grandchild]).returncode
-print("grandchild denied" if code else "grandchild wrote")
+for target in os.environ["TARGETS"].split(os.pathsep):
+    try:
+        open(os.path.join(target, "from_child.txt"), "w").write("x")
+        print("child wrote")
+    except OSError:
+        print("child denied")
+    grandchild = f"open({os.path.join(target, 'from_grandchild.txt')!r}, 'w')"
+    code = subprocess.run([sys.executable, "-c", grandchild], stderr=subprocess.DEVNULL).returncode
+    print("grandchild denied" if code else "grandchild wrote")
 open("inside.txt", "w").write("fine")
 open(os.devnull, "w").write("discarded")
 print("inside ok")
 """
 
 
-@needs_landlock
-async def test_writes_outside_the_sandbox_dir_fail(tmp_path: Path) -> None:
-    """The code and its grandchildren cannot create files outside the temp dir; inside they can."""
-    result = await run_python(WRITE_OUTSIDE, timeout_s=10, extra_env={"TARGET": str(tmp_path)})
-    assert result.writes_confined
-    assert result.stdout.splitlines() == ["child denied", "grandchild denied", "inside ok"]
-    assert not (tmp_path / "from_child.txt").exists()
-    assert not (tmp_path / "from_grandchild.txt").exists()
+async def test_writes_outside_the_sandbox_dir_fail(kind: str, tmp_path: Path) -> None:
+    """The code and its grandchildren cannot create files outside the temp dir — neither in a
+    temp dir of the caller's nor next to the Python installation; inside they can."""
+    beside_python = Path(tempfile.mkdtemp(prefix=".ecocascade-test-", dir=sys.prefix))
+    try:
+        targets = os.pathsep.join([str(tmp_path), str(beside_python)])
+        result = await run_python(WRITE_OUTSIDE, timeout_s=10, extra_env={"TARGETS": targets})
+        assert (result.isolation, result.writes_confined) == (kind, True)
+        denied = ["child denied", "grandchild denied"]
+        assert result.stdout.splitlines() == [*denied, *denied, "inside ok"], result.stderr
+        for target in (tmp_path, beside_python):
+            assert not list(target.glob("from_*.txt"))
+    finally:
+        shutil.rmtree(beside_python)
 
 
-@needs_landlock
-async def test_existing_files_outside_cannot_be_changed_or_deleted(tmp_path: Path) -> None:
+async def test_existing_files_outside_cannot_be_changed_or_deleted(
+    kind: str, tmp_path: Path
+) -> None:
     """Overwriting or deleting an existing file outside the sandbox fails, and so does
-    truncate(2) where Landlock can confine it (ABI >= 3)."""
+    truncate(2) where the isolation can confine it (bwrap; Landlock ABI >= 3)."""
     victim = tmp_path / "keep.txt"
     victim.write_text("precious")
     acts = ["open(path, 'a').write('x')", "os.remove(path)"]
-    if (landlock_abi() or 0) >= 3:
+    if kind == "bwrap" or (landlock_abi() or 0) >= 3:
         acts.append("os.truncate(path, 0)")
     code = (
         "import os\n"
@@ -383,16 +426,17 @@ async def test_existing_files_outside_cannot_be_changed_or_deleted(tmp_path: Pat
         "    try:\n"
         "        exec(act)\n"
         "        print('done')\n"
-        "    except PermissionError:\n"
+        "    except OSError:\n"
         "        print('denied')\n"
     )
-    result = await run_python(code, timeout_s=5, extra_env={"VICTIM": str(victim)})
+    result = await run_python(
+        code, timeout_s=5, extra_env={"VICTIM": str(victim)}, writable_paths=[]
+    )
     assert result.stdout.split() == ["denied"] * len(acts), result.stderr
     assert victim.read_text() == "precious"
 
 
-@needs_landlock
-async def test_writable_paths_open_a_directory_to_the_code(tmp_path: Path) -> None:
+async def test_writable_paths_open_a_directory_to_the_code(kind: str, tmp_path: Path) -> None:
     """A directory passed in ``writable_paths`` accepts the code's writes."""
     result = await run_python(
         "import os; open(os.path.join(os.environ['OUT'], 'r.txt'), 'w').write('ok')",
@@ -404,21 +448,156 @@ async def test_writable_paths_open_a_directory_to_the_code(tmp_path: Path) -> No
     assert (tmp_path / "r.txt").read_text() == "ok"
 
 
+SPY_ON_PARENTS = r"""
+import os, pathlib, sys
+secret = sys.stdin.read().encode()
+leaks, readable = [], []
+for path in [f"/proc/{os.getppid()}/environ", f"/proc/{os.environ['APP_PID']}/environ"]:
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as exc:
+        continue
+    readable.append(path)
+    if secret in data:
+        leaks.append(path)
+for entry in pathlib.Path("/proc").glob("[0-9]*/environ"):
+    try:
+        if secret in entry.read_bytes():
+            leaks.append(str(entry))
+    except OSError:
+        pass
+print("leaks:", leaks)
+"""
+
+APP = r"""
+import asyncio, json, os, sys
+from ecocascade.sandbox import run_python
+code = sys.stdin.read()
+needle = os.environ["OPENAI_API_KEY"]  # given on stdin: the code's environment never has it
+result = asyncio.run(run_python(code, timeout_s=10, stdin=needle,
+                                extra_env={"APP_PID": str(os.getpid())}))
+print(json.dumps({"stdout": result.stdout, "stderr": result.stderr,
+                  "isolation": result.isolation}))
+"""
+
+
+def test_the_code_cannot_read_the_parents_environment(kind: str) -> None:
+    """An app holding an API key in its environment runs code that reads
+    ``/proc/<parent>/environ`` (and every other environ it can see): the key is nowhere.
+    (Run in a fresh process: ``/proc/<pid>/environ`` shows a process's *initial* environment.)"""
+    key = "sk-test-" + uuid.uuid4().hex
+    env = {**os.environ, "OPENAI_API_KEY": key, "PYTHONPATH": os.getcwd()}
+    app = subprocess.run(
+        [sys.executable, "-c", APP],
+        input=SPY_ON_PARENTS,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    result = json.loads(app.stdout.splitlines()[-1])
+    assert result["isolation"] == kind
+    assert result["stdout"] == "leaks: []\n", result["stderr"]
+
+
+FORK_BOMB = """
+import os, time
+started = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        started += 1
+except OSError as exc:
+    print("stopped", exc.errno)
+print(started)
+"""
+
+
+async def test_a_fork_bomb_is_stopped_by_the_pids_limit(kind: str) -> None:
+    """200 forks: the pids limit stops them well before 200, and nothing is left running."""
+    result = await run_python(FORK_BOMB, timeout_s=20, max_processes=32)
+    assert result.isolation == kind
+    if not result.pids_limited:
+        pytest.skip("no pids limit here: root without a usable pids cgroup")
+    lines = result.stdout.split()
+    assert lines[0] == "stopped", result.stderr
+    assert int(lines[-1]) < 32
+
+
+async def test_the_network_is_off_by_default(kind: str) -> None:
+    """Code cannot connect to a port the test listens on (loopback), unless ``network=True``."""
+    if kind == "landlock" and (landlock_abi() or 0) < 4:
+        pytest.skip("TCP confinement needs Landlock ABI 4 (Linux 6.7)")
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.setblocking(False)
+        port = server.getsockname()[1]
+        code = (
+            "import socket\n"
+            "try:\n"
+            f"    socket.create_connection(('127.0.0.1', {port}), timeout=3).close()\n"
+            "    print('connected')\n"
+            "except OSError as exc:\n"
+            "    print('refused', type(exc).__name__)\n"
+        )
+        blocked = await run_python(code, timeout_s=10)
+        assert blocked.network_blocked and blocked.isolation == kind
+        assert blocked.stdout.startswith("refused"), blocked.stderr
+        with pytest.raises(BlockingIOError):
+            server.accept()
+        allowed = await run_python(code, timeout_s=10, network=True)
+        assert allowed.stdout == "connected\n", allowed.stderr
+        assert not allowed.network_blocked
+        server.accept()[0].close()
+
+
+async def test_bwrap_drops_every_capability() -> None:
+    """Under bwrap the code has no capabilities: it cannot remount ``/`` read-write."""
+    if isolation.find_bwrap() is None:
+        pytest.skip("bwrap is not installed or not usable here")
+    code = (
+        "import pathlib\n"
+        "status = pathlib.Path('/proc/self/status').read_text()\n"
+        "print(status.split('CapEff:')[1].split()[0])\n"
+    )
+    result = await run_python(code, timeout_s=5)
+    assert result.isolation == "bwrap"
+    assert int(result.stdout, 16) == 0
+
+
+async def test_the_fallback_runs_when_bwrap_is_unavailable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no bwrap on ``PATH`` the code still runs, isolated by Landlock where the kernel has
+    it, and the result says so."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = await run_python("print('ran')", timeout_s=5)
+    assert result.stdout == "ran\n"
+    expected = "landlock" if landlock_abi() is not None else "rlimits"
+    assert (result.isolation, result.writes_confined) == (expected, expected == "landlock")
+
+
 @pytest.mark.skipif(
     (landlock_abi() or 0) < 6, reason="signal scoping needs Landlock ABI 6 (Linux 6.12)"
 )
-async def test_the_code_cannot_signal_processes_outside_the_sandbox() -> None:
+async def test_the_code_cannot_signal_processes_outside_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """Under Landlock ABI >= 6 the code cannot send signals to its parent (the app)."""
+    monkeypatch.setenv("PATH", str(tmp_path))
     code = (
         "import os\n"
         "try:\n    os.kill(os.getppid(), 0); print('allowed')\n"
         "except PermissionError:\n    print('denied')\n"
     )
     result = await run_python(code, timeout_s=5)
+    assert result.isolation == "landlock"
     assert result.stdout == "denied\n"
 
 
-async def test_confine_writes_false_leaves_writes_unconfined(tmp_path: Path) -> None:
+async def test_confine_writes_false_leaves_writes_unconfined(kind: str, tmp_path: Path) -> None:
     """With ``confine_writes=False`` the code may write outside, and the result says so."""
     result = await run_python(
         "import os; open(os.path.join(os.environ['OUT'], 'w.txt'), 'w').write('x')",
@@ -426,14 +605,16 @@ async def test_confine_writes_false_leaves_writes_unconfined(tmp_path: Path) -> 
         extra_env={"OUT": str(tmp_path)},
         confine_writes=False,
     )
-    assert result.ok and not result.writes_confined
+    assert result.ok and not result.writes_confined, result.stderr
     assert (tmp_path / "w.txt").exists()
 
 
-async def test_without_landlock_the_run_warns_and_reports_unconfined(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_without_bwrap_or_landlock_the_run_warns_and_reports_unconfined(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Where the kernel lacks Landlock the code still runs, with a logged warning, unconfined."""
+    """Where neither bwrap nor Landlock is there the code still runs, with a logged warning,
+    unconfined, and the result says ``rlimits``."""
+    monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setattr(sandbox, "landlock_abi", lambda: None)
     sandbox._warn_unconfined.cache_clear()
     try:
@@ -443,7 +624,11 @@ async def test_without_landlock_the_run_warns_and_reports_unconfined(
     finally:
         sandbox._warn_unconfined.cache_clear()
     assert result.stdout == "ran\n"
-    assert not result.writes_confined
+    assert (result.isolation, result.writes_confined, result.network_blocked) == (
+        "rlimits",
+        False,
+        False,
+    )
     warnings = [e for e in logs if e["event"] == "sandbox.writes_unconfined"]
     assert len(warnings) == 1  # once per process, not once per run
     assert warnings[0]["log_level"] == "warning"

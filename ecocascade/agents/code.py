@@ -85,6 +85,8 @@ class CodeRun:
     output: str
     timed_out: bool
     duration_s: float
+    isolation: str = "rlimits"
+    """Which isolation ran the code (see :attr:`ecocascade.sandbox.ExecutionResult.isolation`)."""
 
     @property
     def ok(self) -> bool:
@@ -149,9 +151,10 @@ class SandboxCodeExecutor(CodeExecutor):
 
     The Python blocks of one message are joined into one script and run as ``main.py`` in a
     fresh temp dir (see :func:`~ecocascade.sandbox.run_python`: wall-clock/CPU/memory/file-size
-    limits, scrubbed environment, writes confined to the dir where the kernel allows, output caps),
-    with ``files`` beside it and ``secrets`` in its environment. Other languages are refused.
-    Every run is kept in :attr:`runs`. Stateless between runs, so ``restart`` has nothing to do.
+    limits, scrubbed environment, bubblewrap or Landlock isolation where the machine has it, no
+    network unless ``network=True``, output caps), with ``files`` beside it and ``secrets`` in its
+    environment. Other languages are refused. Every run (with the isolation that ran it) is kept
+    in :attr:`runs`. Stateless between runs, so ``restart`` has nothing to do.
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class SandboxCodeExecutor(CodeExecutor):
         max_file_mb: int | None = 100,
         files: SandboxFiles | None = None,
         secrets: Mapping[str, str] | None = None,
+        network: bool = False,
     ) -> None:
         check_limits(timeout_s, memory_mb)
         if max_file_mb is not None and (not isinstance(max_file_mb, int) or max_file_mb <= 0):
@@ -178,6 +182,7 @@ class SandboxCodeExecutor(CodeExecutor):
         self.max_file_mb = max_file_mb
         self._files = files
         self._secrets = _Secrets(secrets)
+        self.network = network
         self.runs: list[CodeRun] = []
 
     @property
@@ -203,6 +208,7 @@ class SandboxCodeExecutor(CodeExecutor):
                 max_file_mb=self.max_file_mb,
                 extra_env=self._secrets.env(),
                 files=self._files,
+                network=self.network,
             )
         )
         cancellation_token.link_future(run)  # cancelling kills the process group
@@ -224,6 +230,7 @@ class SandboxCodeExecutor(CodeExecutor):
                 output=output,
                 timed_out=result.timed_out,
                 duration_s=result.duration_s,
+                isolation=result.isolation,
             )
         )
         exit_code = _TIMEOUT_EXIT_CODE if result.exit_code is None else result.exit_code
@@ -296,7 +303,8 @@ class CodeSolver:
 
     ``files`` (see :data:`~ecocascade.sandbox.SandboxFiles`) are put beside every script, so it
     can import a tool module; ``secrets`` maps environment variable names to values the code may
-    use, shown to the model by name only. ``system_message`` replaces the default prompt; its
+    use, shown to the model by name only; ``network=True`` lets the code use the network (off by
+    default). ``system_message`` replaces the default prompt; its
     ``{context}`` placeholder (optional) receives the notes on files and secrets.
     """
 
@@ -312,6 +320,7 @@ class CodeSolver:
         secrets: Mapping[str, str] | None = None,
         system_message: str = DEFAULT_SYSTEM_MESSAGE,
         demo_template: DemoTemplate = DEFAULT_DEMO_TEMPLATE,
+        network: bool = False,
     ) -> None:
         if not isinstance(max_turns, int) or max_turns < 1:
             raise ConfigError(f"must be an integer >= 1, got {max_turns!r}", where="max_turns")
@@ -320,6 +329,7 @@ class CodeSolver:
         self.memory_mb = memory_mb
         self.max_output_bytes = max_output_bytes
         self.max_file_mb = max_file_mb
+        self.network = network
         self._secrets = _Secrets(secrets)
         self.secret_names = self._secrets.names
         self.files = normalise_files(files)
@@ -388,6 +398,7 @@ class CodeSolver:
             max_file_mb=self.max_file_mb,
             files=self.files,
             secrets=self._secrets.env(),
+            network=self.network,
         )
 
     def _team(

@@ -20,13 +20,17 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import structlog
+
 from ecocascade.cache.base import CacheBackend, CacheEntry, CacheHit, CacheStats
 from ecocascade.cache.guards import guard_mismatch, is_time_sensitive
 from ecocascade.exceptions import ConfigError
-from ecocascade.text import normalise_query
+from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, mask_secrets_in, normalise_query
 from ecocascade.types import Embedder
 
 __all__ = ["ResponseCache", "open_backend"]
+
+log = structlog.get_logger(__name__)
 
 DAY = 86_400.0
 
@@ -59,7 +63,12 @@ class ResponseCache:
         semantic_namespaces: Collection[str] = (),
         semantic_threshold: float = 0.9,
         embedder: Embedder | None = None,
+        max_query_chars: int = MAX_STORED_QUERY_CHARS,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_query_chars!r}", where="cache.max_query_chars"
+            )
         for name, value in (("ttl_s", ttl_s), ("time_sensitive_ttl_s", time_sensitive_ttl_s)):
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(
@@ -76,6 +85,7 @@ class ResponseCache:
         self.time_sensitive_ttl_s = time_sensitive_ttl_s
         self.semantic_namespaces = frozenset(semantic_namespaces)
         self.semantic_threshold = semantic_threshold
+        self.max_query_chars = max_query_chars
         self._embedder = embedder
 
     @property
@@ -150,12 +160,18 @@ class ResponseCache:
         time_sensitive: bool | None = None,
         semantic: bool = True,
         reply: Mapping[str, Any] | None = None,
-    ) -> CacheEntry:
+    ) -> CacheEntry | None:
         """Cache an accepted answer (``reply``: its message, usage and upstream model).
-        ``semantic=False`` stores no embedding: the entry serves exact lookups only."""
+        ``semantic=False`` stores no embedding: the entry serves exact lookups only. The query
+        and answer are kept with secrets masked (:func:`~ecocascade.text.mask_secrets`); the key
+        is made from the query as given, so the same query still hits. A query longer than
+        ``max_query_chars`` is not cached (``None``, with a ``cache.query_too_large`` warning)."""
+        if len(query) > self.max_query_chars:
+            log.warning("cache.query_too_large", chars=len(query), max_chars=self.max_query_chars)
+            return None
         vector = None
         if semantic and self.semantic(namespace):
-            (vector,) = await self.embedder.embed([query])
+            (vector,) = await self.embedder.embed([mask_secrets(query)])
         return await self.put(
             self.key(query, namespace, fingerprint),
             query=query,
@@ -191,10 +207,17 @@ class ResponseCache:
         time_sensitive: bool | None = None,
         vector: Sequence[float] | None = None,
         reply: Mapping[str, Any] | None = None,
-    ) -> CacheEntry:
+    ) -> CacheEntry | None:
         """Store an accepted answer under exactly ``key``, with the namespace's TTL (at most
-        ``time_sensitive_ttl_s`` for a time-sensitive query)."""
+        ``time_sensitive_ttl_s`` for a time-sensitive query); secrets masked, and nothing stored
+        (``None``) for a query longer than ``max_query_chars``."""
+        if len(query) > self.max_query_chars:
+            log.warning("cache.query_too_large", chars=len(query), max_chars=self.max_query_chars)
+            return None
         ttl = self.namespace_ttl_s.get(namespace, self.ttl_s)
+        query, answer = mask_secrets(query), mask_secrets(answer)
+        if reply is not None:
+            reply = mask_secrets_in(reply)
         if time_sensitive if time_sensitive is not None else is_time_sensitive(query):
             ttl = min(ttl, self.time_sensitive_ttl_s)
         now = time.time()

@@ -50,10 +50,9 @@ def _click_exception_type() -> type[Exception]:
     """
     import typer
 
-    for cls in typer.BadParameter.__mro__:
-        if cls.__name__ == "ClickException":
-            return cls
-    return Exception  # pragma: no cover - a typer without click's hierarchy
+    bases = [c for c in typer.BadParameter.__mro__ if c not in (Exception, BaseException, object)]
+    # click's root error; failing that (a future typer), the root of its own hierarchy
+    return next((c for c in bases if c.__name__ == "ClickException"), bases[-1])
 
 
 def _show_click_error(error: Any) -> None:
@@ -63,7 +62,7 @@ def _show_click_error(error: Any) -> None:
     if type(error).__name__ == "NoArgsIsHelpError":  # a bare group: its help *is* the message
         print(error.format_message(), file=sys.stderr)
         sys.exit(code)
-    message = " ".join(str(error.format_message()).split())
+    message = " ".join(str(getattr(error, "format_message", error.__str__)()).split())
     hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
     _fail(f"error: {message}{hint}", code)
 

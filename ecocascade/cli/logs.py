@@ -29,9 +29,9 @@ def configure_logging(level: str = "warning", *, json: bool = False) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info
-            if json
-            else structlog.processors.StackInfoRenderer(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            _mask_event,  # after the traceback is text, so a key in an exception is masked too
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -45,3 +45,12 @@ def configure_logging(level: str = "warning", *, json: bool = False) -> None:
 
 
 _QUIET_UNLESS_DEBUG = ("autogen_core", "autogen_agentchat", "autogen_ext")
+
+
+def _mask_event(
+    logger: object, method: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Every string in the event, secrets masked (:func:`ecocascade.text.mask_secrets_in`)."""
+    from ecocascade.text import mask_secrets_in
+
+    return mask_secrets_in(event)

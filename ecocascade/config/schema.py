@@ -106,12 +106,16 @@ class ExecJudgeSpec(_Strict):
     timeout_s: PositiveFloat = 10.0
     expected_output: str | None = None
     memory_mb: Annotated[int, Field(gt=0)] | None = 512
+    network: bool = False
 
     def build(self) -> Judge:
         from ecocascade.judges.execution import ExecutionJudge
 
         return ExecutionJudge(
-            timeout_s=self.timeout_s, expected_output=self.expected_output, memory_mb=self.memory_mb
+            timeout_s=self.timeout_s,
+            expected_output=self.expected_output,
+            memory_mb=self.memory_mb,
+            network=self.network,
         )
 
 

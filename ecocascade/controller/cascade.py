@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ecocascade._aio import reraise_if_cancelling
 from ecocascade._env import import_litellm
 from ecocascade.controller.demos import DemoSettings
 from ecocascade.controller.events import AttemptFinished, CascadeEvent, Finished, TextDelta
@@ -50,7 +51,7 @@ from ecocascade.models.client import TierClient, check_unicode
 from ecocascade.models.tier import Tier
 from ecocascade.routing import Router
 from ecocascade.store.records import SolutionRecord, record_id
-from ecocascade.text import extract_python_code
+from ecocascade.text import MAX_QUERY_CHARS, extract_python_code
 from ecocascade.types import (
     ChatModel,
     ChatRequest,
@@ -105,7 +106,12 @@ class Cascade:
         cache: ResponseCache | None = None,
         router: Router | None = None,
         skip_tier: Callable[[Tier, ChatRequest], str | None] | None = None,
+        max_query_chars: int = MAX_QUERY_CHARS,
     ) -> None:
+        if not isinstance(max_query_chars, int) or max_query_chars < 1:
+            raise ConfigError(
+                f"must be an integer >= 1, got {max_query_chars!r}", where="max_query_chars"
+            )
         if not tiers:
             raise ConfigError("a cascade needs at least one tier", where="tiers")
         if isinstance(tiers, str):
@@ -131,6 +137,7 @@ class Cascade:
         self.cache = cache
         self.router = router
         self.skip_tier = skip_tier
+        self.max_query_chars = max_query_chars
         self._clients: tuple[ChatModel, ...] = tuple(
             t if isinstance(t, ChatModel) else TierClient(t) for t in given
         )
@@ -359,6 +366,7 @@ class Cascade:
             elif attempt is None:
                 attempt = await self._attempt(index, client, task, attempts, bound)
             assert attempt is not None
+            reraise_if_cancelling()  # a cancel lost below must not become a result or a record
             attempts.append(attempt)
             yield AttemptFinished(attempt)
             if attempt.accepted:
@@ -426,6 +434,12 @@ class Cascade:
         if not request.messages:
             raise ConfigError("the request has no messages", where="request.messages")
         check_unicode(list(request.messages), where="request.messages")
+        if len(request.query) > self.max_query_chars:
+            raise ConfigError(
+                f"the query has {len(request.query):,} characters, over the limit of"
+                f" {self.max_query_chars:,} (max_query_chars)",
+                where="query",
+            )
         last = request.messages[-1].get("role")
         if not request.query.strip() and last != "tool":
             raise ConfigError("the request has no user message to answer", where="request.messages")
@@ -560,7 +574,9 @@ class Cascade:
         except Exception as error:
             bound.warning("cache.unavailable", during="store", error=short_error(error))
             return
-        bound.info("cache.stored", key=entry.key, ttl_s=round(entry.expires_at - entry.created_at))
+        if entry is not None:
+            ttl_s = round(entry.expires_at - entry.created_at)
+            bound.info("cache.stored", key=entry.key, ttl_s=ttl_s)
 
     async def _retrieve(self, query: str, bound: Any) -> tuple[Demonstration, ...]:
         settings = self.demos

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ecocascade.exceptions import CascadeFailedError
+from ecocascade.text import mask_secrets, mask_secrets_in
 from ecocascade.types import ChatRequest, Demonstration, Usage, add_costs
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ class Attempt:
     upstream_model: str | None = None
     """The model the provider says answered (``model`` is the tier's label)."""
 
+    def __post_init__(self) -> None:
+        # Diagnostics quote providers and judges: keep no key in them (the answer is masked
+        # where it is kept or shown: the cache, the store, to_dict).
+        object.__setattr__(self, "reason", mask_secrets(self.reason))
+        if self.error_message is not None:
+            object.__setattr__(self, "error_message", mask_secrets(self.error_message))
+
     @property
     def accepted(self) -> bool:
         return self.verdict == "accept"
@@ -56,6 +64,10 @@ class Attempt:
         return add_costs(self.cost_usd, self.judge_cost_usd)
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able, secrets masked (:func:`~ecocascade.text.mask_secrets_in`)."""
+        return mask_secrets_in(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "model": self.model,
@@ -205,6 +217,10 @@ class CascadeResult:
         return self
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-able, secrets masked (:func:`~ecocascade.text.mask_secrets_in`)."""
+        return mask_secrets_in(self._fields())
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "query": self.query,
             "answer": self.answer,

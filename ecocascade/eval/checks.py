@@ -136,5 +136,7 @@ async def _passes_tests(answer: str, check: TestsCheck) -> bool:
     code = extract_python_code(answer)
     if code is None:
         return False
-    result = await run_python(f"{code}\n\n{check.tests}\n", timeout_s=check.timeout_s)
+    result = await run_python(
+        f"{code}\n\n{check.tests}\n", timeout_s=check.timeout_s, network=check.network
+    )
     return result.ok

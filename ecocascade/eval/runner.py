@@ -38,6 +38,7 @@ from ecocascade.eval.scenario import (
 )
 from ecocascade.exceptions import ConfigError
 from ecocascade.judging import ask_judge
+from ecocascade.text import mask_secrets_in
 from ecocascade.types import Judge, JudgeContext, Solver, Verdict
 
 __all__ = ["EvalRun", "Strategy", "TaskOutcome", "resolve_strategies", "run_eval"]
@@ -387,7 +388,10 @@ async def _run_strategy(
 
         async def one(position: int, task: ScenarioTask) -> None:
             async with gate:
-                outcome = await _run_task(cascade, strategy, position, task, scorers[task.id])
+                # Scored on the raw answers; kept (tasks.jsonl, results, report) masked.
+                outcome = mask_secrets_in(
+                    await _run_task(cascade, strategy, position, task, scorers[task.id])
+                )
             sink.write(json.dumps(outcome, ensure_ascii=False) + "\n")
             sink.flush()
             outcomes.append(outcome)

@@ -129,6 +129,7 @@ class TestsCheck(_Strict):
 
     tests: str
     timeout_s: PositiveFloat = 10.0
+    network: bool = False
 
 
 def _check_kind(value: Any) -> str | None:
@@ -205,6 +206,8 @@ class CodeSolverSpec(_Strict):
     timeout_s: PositiveFloat = 10.0
     memory_mb: Annotated[int, Field(gt=0)] | None = 512
     secrets: list[str] = Field(default_factory=list)
+    network: bool = False
+    """Whether the code may use the network (off by default: see :mod:`ecocascade.sandbox`)."""
 
 
 SolverSpec = Annotated[ChatSolverSpec | CodeSolverSpec, Field(discriminator="type")]

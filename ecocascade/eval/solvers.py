@@ -35,4 +35,5 @@ def code_solver(scenario: Scenario) -> CodeSolver:
         memory_mb=spec.memory_mb,
         files=[scenario.resolve_path(name) for name in spec.files],
         secrets={name: os.environ[name] for name in spec.secrets},
+        network=spec.network,
     )

@@ -27,8 +27,9 @@ class ExecutionJudge:
 
     With ``expected_output``, the stripped standard output must also contain the stripped expected
     text. The code runs in :func:`ecocascade.sandbox.run_python` (fresh temp dir, scrubbed
-    environment, ``timeout_s`` wall clock, ``memory_mb`` address space). Stateless, so one instance
-    can judge many answers concurrently.
+    environment, ``timeout_s`` wall clock, ``memory_mb`` address space, no network unless
+    ``network``); every reason after a run ends with the isolation that ran, e.g.
+    ``"exit 0 [sandbox: bwrap]"``. Stateless, so one instance can judge many answers concurrently.
     """
 
     def __init__(
@@ -37,6 +38,7 @@ class ExecutionJudge:
         timeout_s: float = 10.0,
         expected_output: str | None = None,
         memory_mb: int | None = 512,
+        network: bool = False,
         name: str = "exec",
     ) -> None:
         check_limits(timeout_s, memory_mb)
@@ -49,6 +51,7 @@ class ExecutionJudge:
         self._timeout_s = timeout_s
         self._expected = expected_output.strip() if expected_output is not None else None
         self._memory_mb = memory_mb
+        self._network = network
         self._name = name
 
     @property
@@ -62,10 +65,13 @@ class ExecutionJudge:
         if not code.strip():
             return self._verdict(False, "the Python code block is empty")
         try:
-            result = await run_python(code, timeout_s=self._timeout_s, memory_mb=self._memory_mb)
+            result = await run_python(
+                code, timeout_s=self._timeout_s, memory_mb=self._memory_mb, network=self._network
+            )
         except OSError as exc:
             raise JudgeError(f"could not run the code: {exc}", judge=self._name) from exc
-        return self._verdict(*self._assess(result))
+        accepted, reason = self._assess(result)
+        return self._verdict(accepted, f"{reason} [sandbox: {result.isolation}]")
 
     def _assess(self, result: ExecutionResult) -> tuple[bool, str]:
         if result.timed_out:

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from ecocascade._aio import reraise_if_cancelling
 from ecocascade._env import import_litellm
 from ecocascade.exceptions import ConfigError, MalformedResponseError, ProviderError
 from ecocascade.models.errors import map_provider_error
@@ -175,9 +176,10 @@ class TierClient:
         kwargs, owned_client = await self._request(messages, params, own_client=False)
         started = time.perf_counter()
         try:
-            response = await asyncio.wait_for(
-                litellm.acompletion(**kwargs), self.tier.timeout_s + _WATCHDOG_GRACE_S
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that arrives as the
+            # call completes (Ctrl-C ignored); timeout() never does.
+            async with asyncio.timeout(self.tier.timeout_s + _WATCHDOG_GRACE_S):
+                response = await litellm.acompletion(**kwargs)
         except Exception as exc:
             mapped = map_provider_error(exc, model=self.tier.label)
             if mapped is None:
@@ -186,6 +188,7 @@ class TierClient:
         finally:
             if owned_client is not None:
                 await owned_client.close()
+        reraise_if_cancelling()  # in case LiteLLM's transport swallowed one
         return self._parse(response, time.perf_counter() - started)
 
     async def stream(
@@ -218,11 +221,13 @@ class TierClient:
         chunks: list[Any] = []
         response: Any = None
         try:
-            response = await asyncio.wait_for(litellm.acompletion(**kwargs), wait_s)
+            async with asyncio.timeout(wait_s):  # not wait_for: see _call_once
+                response = await litellm.acompletion(**kwargs)
             iterator = response.__aiter__()
             while True:
                 try:
-                    chunk = await asyncio.wait_for(anext(iterator), wait_s)
+                    async with asyncio.timeout(wait_s):
+                        chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
                 chunks.append(chunk)

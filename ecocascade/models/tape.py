@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, Self
 
 from ecocascade.exceptions import ConfigError, ProviderError, ProviderRejectedError
+from ecocascade.text import mask_secrets_in
 from ecocascade.types import Completion, Message, Usage
 
 if TYPE_CHECKING:
@@ -170,7 +171,8 @@ class Tape:
         with self._lock:
             if self._file is None:
                 raise RuntimeError("recording outside `with tape:`")
-            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            # Recorded answers and provider errors may quote a key: the tape keeps none.
+            self._file.write(json.dumps(mask_secrets_in(entry), ensure_ascii=False) + "\n")
             self._file.flush()
 
 

@@ -24,7 +24,7 @@ import structlog
 
 from ecocascade.exceptions import ConfigError, SolutionStoreError, format_validation_error
 from ecocascade.store.records import SolutionRecord
-from ecocascade.text import mask_secrets
+from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, truncate
 from ecocascade.types import Demonstration, Embedder
 
 __all__ = ["DEFAULT_LOCATION", "SolutionStore"]
@@ -44,7 +44,10 @@ class SolutionStore:
 
     ``location`` is a directory for the embedded store (``solutions_db/`` by default) or an
     ``http(s)://host:port`` URL of a Chroma server (``chroma run --path DIR --port N``).
-    ``max_solution_chars`` caps what one record may hold: larger solutions are not recorded.
+    ``max_solution_chars`` caps what one record may hold: larger solutions are not recorded;
+    ``max_query_chars`` does the same for queries. A record stored before these caps (or under
+    larger ones) is cut to them when :meth:`search` hands it out as a demonstration
+    (:func:`~ecocascade.text.truncate`), so it can never blow up a prompt.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class SolutionStore:
         embedder: Embedder | None = None,
         collection: str = COLLECTION,
         max_solution_chars: int = 20_000,
+        max_query_chars: int = MAX_STORED_QUERY_CHARS,
     ) -> None:
         from ecocascade.store.embedders import default_embedder
 
@@ -66,6 +70,7 @@ class SolutionStore:
         self.embedder: Embedder = embedder or default_embedder()
         self.collection_name = collection
         self.max_solution_chars = max_solution_chars
+        self.max_query_chars = max_query_chars
         self._url = _parse_url(self.location)
         self._client_obj: Any = None
         self._collections: dict[str, Any] = {}
@@ -221,8 +226,8 @@ class SolutionStore:
                 found.append(
                     Demonstration(
                         id=rid,
-                        query=doc,
-                        solution=str(meta.get("solution", "")),
+                        query=truncate(doc, self.max_query_chars),
+                        solution=truncate(str(meta.get("solution", "")), self.max_solution_chars),
                         similarity=similarity,
                         model=meta.get("model"),
                     )
@@ -250,6 +255,14 @@ class SolutionStore:
                 id=record.id,
                 chars=size,
                 max_chars=self.max_solution_chars,
+            )
+            return None
+        if len(record.query) > self.max_query_chars:
+            log.warning(
+                "solutions.query_too_large",
+                id=record.id,
+                chars=len(record.query),
+                max_chars=self.max_query_chars,
             )
             return None
         (vector,) = await self.embedder.embed([record.query])
