@@ -38,6 +38,9 @@ def serve(
     gateway_config = load_gateway_config(config)  # a bad file: one line, exit 2, nothing started
     for cascade in gateway_config.cascades.values():
         cascade.build()  # the cascades' own checks (unset key variables, missing files) too
+    from ecocascade.gateway.defaults import check_deployment
+
+    check_deployment(gateway_config, workers=workers)  # keys, and budgets shared by workers
 
     import uvicorn
 
@@ -52,6 +55,8 @@ def serve(
     }
     if workers > 1:
         os.environ[CONFIG_ENV] = str(config.resolve())
+        # each worker is a fresh process: it configures its logging from these
+        os.environ["ECOCASCADE_GATEWAY_LOG"] = f"{log_level}:{'json' if log_json else 'text'}"
         uvicorn.run(
             f"{app_from_env.__module__}:{app_from_env.__name__}",
             factory=True,

@@ -29,7 +29,9 @@ from starlette.responses import Response
 
 from ecocascade.exceptions import ConfigError
 from ecocascade.gateway import passthrough
+from ecocascade.gateway.access import scoped_namespace
 from ecocascade.gateway.admission import Admission, AllowAll, Reservation
+from ecocascade.gateway.bridge import tenant_cascade, warm_up
 from ecocascade.gateway.config import GatewayConfig, load_gateway_config
 from ecocascade.gateway.engine import Answer, answer_from
 from ecocascade.gateway.errors import GatewayError, error_body
@@ -143,6 +145,7 @@ class Gateway:
         self.cascades  # noqa: B018 - build them now: a broken config fails start-up, not a request
         # LiteLLM's import (seconds) is paid at start-up, not by the first request.
         await asyncio.to_thread(import_litellm)
+        await warm_up(self)  # embedders loaded, every tenant's solutions collection created
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -190,6 +193,10 @@ class Gateway:
                 self._failed_record(call, _cascade_name(body.model), "error", 500, repr(error))
             )
             raise
+        except BaseException:
+            # cancelled (the client went away): never leave a budget reservation held
+            self._settle(call, None)
+            raise
 
     def _cascade(self, model: str) -> tuple[str, Cascade]:
         name = model.removeprefix(CASCADE_PREFIX)
@@ -235,11 +242,14 @@ class Gateway:
             min_tier = min(min_tier, len(cascade.tiers) - 1)
         request, memory_cost = await self._compact(name, cascade, request)
         await self._admit(call, name, lambda: _estimate(cascade, request, min_tier))
+        # a key's own cache + solutions namespace; single-flight never shares across tenants
+        cascade = tenant_cascade(cascade, call.reservation)
+        scope = scoped_namespace(call.reservation, name)
         if body.stream:
             return await self._cascade_stream(name, cascade, request, min_tier, body, call)
         try:
             answer, shared = await run_until_disconnect(
-                receive, self._resolve(name, cascade, request, min_tier)
+                receive, self._resolve(scope, cascade, request, min_tier)
             )
         except ClientDisconnected:
             self._settle(call, None)
@@ -942,6 +952,9 @@ def create_app(
     async def metrics() -> Response:
         return Response(gateway.metrics.render(), media_type=CONTENT_TYPE)
 
+    from ecocascade.gateway import defaults
+
+    defaults.add_routes(app, gateway)  # the savings dashboard
     return app
 
 
@@ -951,4 +964,10 @@ def app_from_env() -> FastAPI:
     path = os.environ.get(CONFIG_ENV)
     if not path:
         raise RuntimeError(f"{CONFIG_ENV} is not set")
+    logging_spec = os.environ.get("ECOCASCADE_GATEWAY_LOG")
+    if logging_spec:
+        from ecocascade.cli.logs import configure_logging
+
+        level, _, style = logging_spec.partition(":")
+        configure_logging(level, json=style == "json")
     return create_app(load_gateway_config(path))

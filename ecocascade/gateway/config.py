@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationErro
 from ecocascade.config.loader import read_yaml
 from ecocascade.config.schema import CascadeConfig, TierSpec
 from ecocascade.exceptions import ConfigError, format_validation_error
+from ecocascade.gateway.apikeys import AccessSpec
 from ecocascade.gateway.memory import MemorySpec
 
 __all__ = ["GatewayConfig", "load_gateway_config", "parse_gateway_config"]
@@ -52,6 +53,15 @@ class GatewayConfig(BaseModel):
     max_body_bytes: Annotated[int, Field(gt=0)] = 8 * 1024 * 1024
     memory: dict[CascadeName, MemorySpec] = Field(default_factory=dict)
     """Conversation memory compression per cascade (see :mod:`ecocascade.gateway.memory`)."""
+    redis: str | None = None
+    """``redis://host:port/db``: sticky tiers, single-flight locks, the feedback map, budgets,
+    rate-limit windows and dashboard stats live there, so replicas behave as one gateway.
+    Without it they live in this process (one replica only)."""
+    access: AccessSpec | None = None
+    """API keys with their cascades, budgets and rate limits (see ``gateway/apikeys.py``);
+    without keys the gateway is open to anyone who can reach it."""
+    dashboard: bool = True
+    """Serve the savings dashboard at ``/dashboard`` (and redirect ``/`` there)."""
 
     def cascade_names(self) -> list[str]:
         return list(self.cascades)
