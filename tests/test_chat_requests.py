@@ -193,9 +193,9 @@ async def test_the_exact_cache_key_covers_the_whole_request(
     assert len({r.cache_key for r in first}) == len(variants)
     assert [r.cache_key for r in again] == [r.cache_key for r in first]
     assert len(server.requests) == len(variants)
-    # a plain question keeps the key run() always used
+    # a plain question keeps the key run() always used (case and punctuation are part of it)
     assert first[0].cache_key == cache.key("What is 2+3?", "default", cascade.fingerprint)
-    assert (await cascade.run("what is 2+3")).cache_hit
+    assert (await cascade.run("What is 2+3?")).cache_hit
 
 
 async def test_nothing_is_cached_or_looked_up_after_a_tool_result(

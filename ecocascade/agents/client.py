@@ -80,7 +80,7 @@ class LiteLLMClientConfig(BaseModel):
     api_base: str | None = None
     api_key_env: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
-    price: dict[str, float] | None = None
+    price: dict[str, float | None] | None = None
     retry: dict[str, int | float] | None = None
     timeout_s: float = 60.0
     name: str | None = None

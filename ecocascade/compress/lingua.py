@@ -49,6 +49,11 @@ class CompressionSettings:
                 where="compress.scorer",
             )
 
+    def build(self) -> Compressor:
+        """The compressor these settings describe. Tiers call this, so the model layer never
+        imports the compression package (which itself uses a local model)."""
+        return Compressor(self)
+
     @classmethod
     def from_config(cls, value: Any, *, where: str) -> CompressionSettings | None:
         """``true`` (defaults), ``false``/absent (off), or a mapping of the fields."""

@@ -966,7 +966,7 @@ def app_from_env() -> FastAPI:
         raise RuntimeError(f"{CONFIG_ENV} is not set")
     logging_spec = os.environ.get("ECOCASCADE_GATEWAY_LOG")
     if logging_spec:
-        from ecocascade.cli.logs import configure_logging
+        from ecocascade.logs import configure_logging
 
         level, _, style = logging_spec.partition(":")
         configure_logging(level, json=style == "json")

@@ -166,7 +166,7 @@ class AgreementJudge:
         clients = [c for c in self._clients if recorded_model_name(c.label) != own]
         if not clients:
             return Verdict(False, "no reference other than the answering model", self._name, 0.0)
-        replies = await asyncio.gather(*(self._ask(c, query) for c in clients))
+        replies = await asyncio.gather(*(ask_reference(c, query) for c in clients))
         cost: float | None = 0.0
         usage = Usage()
         agreeing: list[str] = []
@@ -182,10 +182,12 @@ class AgreementJudge:
         )
         return Verdict(accepted, reason, self._name, cost, usage)
 
-    @staticmethod
-    async def _ask(client: TierClient, query: str) -> tuple[str | None, float | None, Usage]:
-        try:
-            completion = await client.complete([{"role": "user", "content": query}])
-        except ProviderError:
-            return None, 0.0, Usage()
-        return completion.text, completion.cost_usd, completion.usage
+
+async def ask_reference(client: TierClient, query: str) -> tuple[str | None, float | None, Usage]:
+    """A reference model's answer to ``query`` with its cost and usage: ``(None, 0, ...)`` when
+    the call fails for good (a missing reference counts as no agreement, never as an error)."""
+    try:
+        completion = await client.complete([{"role": "user", "content": query}])
+    except ProviderError:
+        return None, 0.0, Usage()
+    return completion.text, completion.cost_usd, completion.usage

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecocascade.exceptions import ConfigError, ProviderError
+from ecocascade.exceptions import ConfigError
+from ecocascade.judges.agreement import ask_reference
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import current_attempt, recorded_model_name
@@ -456,7 +457,7 @@ class BehaviourJudge:
             if self.min_agree
             else []
         )
-        replies = await asyncio.gather(*(self._ask(c, query) for c in clients))
+        replies = await asyncio.gather(*(ask_reference(c, query) for c in clients))
         cost: float | None = 0.0
         usage = Usage()
         others: list[CodeAnalysis | None] = []
@@ -495,11 +496,3 @@ class BehaviourJudge:
             f"references behave the same on {len(own_inputs)} inputs (need {self.min_agree})"
         )
         return Verdict(accepted, reason, self._name, cost, usage)
-
-    @staticmethod
-    async def _ask(client: TierClient, query: str) -> tuple[str | None, float | None, Usage]:
-        try:
-            completion = await client.complete([{"role": "user", "content": query}])
-        except ProviderError:
-            return None, 0.0, Usage()
-        return completion.text, completion.cost_usd, completion.usage

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ecocascade.exceptions import ConfigError, ProviderError
-from ecocascade.judges.agreement import AnswerKind, extract_answer
+from ecocascade.exceptions import ConfigError
+from ecocascade.judges.agreement import AnswerKind, ask_reference, extract_answer
 from ecocascade.models.client import TierClient
 from ecocascade.models.tier import Tier
 from ecocascade.routing import current_attempt, recorded_model_name
@@ -507,7 +507,7 @@ class ReliabilityJudge:
                 verdict, why = False, "cannot reach" if remaining else "below"
                 break
             client = remaining.pop(0)
-            text, reply_cost, reply_usage = await self._ask(client, query)
+            text, reply_cost, reply_usage = await ask_reference(client, query)
             asked += 1
             cost = add_costs(cost, reply_cost)
             usage = usage + reply_usage
@@ -527,11 +527,3 @@ class ReliabilityJudge:
         for c in remaining:
             hope[recorded_model_name(c.label)] = key
         return self.model.posterior(hope, key)
-
-    @staticmethod
-    async def _ask(client: TierClient, query: str) -> tuple[str | None, float | None, Usage]:
-        try:
-            completion = await client.complete([{"role": "user", "content": query}])
-        except ProviderError:
-            return None, 0.0, Usage()
-        return completion.text, completion.cost_usd, completion.usage

@@ -121,10 +121,8 @@ class TierClient:
     async def _compress(self, messages: Sequence[Message]) -> Sequence[Message]:
         """The tier's prompt compression (demonstrations, earlier turns, long context)."""
         if self._compressor is None:
-            from ecocascade.compress.lingua import Compressor
-
             assert self.tier.compress is not None
-            self._compressor = Compressor(self.tier.compress)
+            self._compressor = self.tier.compress.build()
         compressed, _ = await self._compressor.compress(messages)
         return list(compressed)
 
