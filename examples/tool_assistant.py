@@ -4,11 +4,15 @@
     python examples/tool_assistant.py --test-server  # a scripted server: tier 0 calls a tool
                                                      # that does not exist, tier 1 gets it right
 
-The cascade client judges each reply — a call to a tool that was offered, with valid JSON
-arguments, or text that quotes the tool's reading (``ContainsJudge``) — and escalates the *call*,
-not the whole conversation, when it is not good enough. The log lines show each attempt
-(``cascade.attempt``) and each escalation (``cascade.escalated``). The local models are too weak
-to call tools: with them you see the escalation, and then the cascade giving up.
+The cascade client judges each reply — a call to a tool that was offered, with arguments valid
+against its schema, or text that quotes the tool's reading (``ContainsJudge``) — and escalates the
+*call*, not the whole conversation, when it is not good enough. The log lines show each attempt
+(``cascade.attempt``) and each escalation (``cascade.escalated``).
+
+Offline, SmolLM2 gets ``tool_choice="required"``: on a call that offers tools, llama.cpp's grammar
+holds its reply to a JSON tool call (which tool and which arguments are the model's own), the agent
+runs the tool, and SmolLM2 answers from its result. Gemma (a base model, no tool calls) is the
+fallback for the text answer.
 """
 
 from __future__ import annotations
@@ -57,7 +61,14 @@ async def ask(client: CascadeChatCompletionClient) -> int:
 
 def local_client() -> CascadeChatCompletionClient:
     tiers = [
-        Tier("local/smollm2-135m", params={"max_tokens": 64}),
+        # A call that offers tools must be answered with a tool call (the tier's tool_choice
+        # replaces the agent's "auto"); the reflection call offers none and gets text. Without
+        # the catalogue's frequency penalty SmolLM2 repeats the tool's reading instead of
+        # wandering off it.
+        Tier(
+            "local/smollm2-135m",
+            params={"max_tokens": 64, "tool_choice": "required", "frequency_penalty": 0.0},
+        ),
         Tier("local/gemma3-270m", params={"max_tokens": 64}),
     ]
     # gemma3-270m is a base model that cannot call tools, so the tiers' common model_info says

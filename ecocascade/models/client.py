@@ -184,7 +184,7 @@ class TierClient:
 
     async def _call_once(self, messages: Sequence[Message], params: dict[str, Any]) -> Completion:
         litellm = import_litellm()
-        kwargs, owned_client = await self._request(messages, params, own_client=False)
+        kwargs, owned_client, forced = await self._request(messages, params, own_client=False)
         started = time.perf_counter()
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancel that arrives as the
@@ -200,7 +200,7 @@ class TierClient:
             if owned_client is not None:
                 await owned_client.close()
         reraise_if_cancelling()  # in case LiteLLM's transport swallowed one
-        return self._parse(response, time.perf_counter() - started)
+        return self._parse(response, time.perf_counter() - started, forced=forced)
 
     async def stream(
         self, messages: Sequence[Message], **params: Any
@@ -225,7 +225,7 @@ class TierClient:
         self, messages: Sequence[Message], params: dict[str, Any]
     ) -> AsyncGenerator[str | ToolCallDelta | Completion, None]:
         litellm = import_litellm()
-        kwargs, owned_client = await self._request(messages, params, own_client=True)
+        kwargs, owned_client, forced = await self._request(messages, params, own_client=True)
         kwargs.update(stream=True, stream_options={"include_usage": True})
         wait_s = self.tier.timeout_s + _WATCHDOG_GRACE_S
         started = time.perf_counter()
@@ -243,7 +243,7 @@ class TierClient:
                     break
                 chunks.append(chunk)
                 text = _delta_text(chunk)
-                if text:
+                if text and not forced:  # a forced tool call's JSON is no text to show
                     yield text
                 for piece in _tool_call_deltas(chunk):
                     yield piece
@@ -263,18 +263,29 @@ class TierClient:
         built = (
             litellm.stream_chunk_builder(chunks, messages=kwargs["messages"]) if chunks else None
         )
-        yield self._parse(built, time.perf_counter() - started)
+        yield self._parse(built, time.perf_counter() - started, forced=forced)
 
     async def _request(
         self, messages: Sequence[Message], params: dict[str, Any], *, own_client: bool
-    ) -> tuple[dict[str, Any], Any]:
-        """LiteLLM's keyword arguments for one call, and an HTTP client to close after it."""
+    ) -> tuple[dict[str, Any], Any, bool]:
+        """LiteLLM's keyword arguments for one call, an HTTP client to close after it, and
+        whether the reply is a forced tool call written as JSON (see ``models/local/tools.py``).
+
+        A tier's own ``tool_choice`` applies to calls that offer tools and leave the choice to
+        the model (``auto``); a call that offers none is sent without it.
+        """
         tier = self.tier
         kwargs: dict[str, Any] = {**tier.params, **params}
+        if "tool_choice" in tier.params:
+            if not params.get("tools"):
+                kwargs.pop("tool_choice")
+            elif params.get("tool_choice") in (None, "auto"):
+                kwargs["tool_choice"] = tier.params["tool_choice"]
         model, api_base = tier.model, tier.api_base
         owned_client: Any = None
+        forced = False
         if tier.is_local:
-            model, api_base, messages, kwargs = await self._local_call(messages, kwargs)
+            model, api_base, messages, kwargs, forced = await self._local_call(messages, kwargs)
             if own_client or model.startswith("text-completion-openai/"):
                 # LiteLLM's text-completion route opens a new connection per call and leaves it to
                 # the garbage collector; lend it a client we close ourselves.
@@ -295,22 +306,29 @@ class TierClient:
             # With any tools, LiteLLM imports its MCP gateway (and the optional `mcp` package)
             # to look for MCP tools; plain function tools never need it.
             kwargs["_skip_mcp_handler"] = True
-        return kwargs, owned_client
+        return kwargs, owned_client, forced
 
     async def _local_call(
         self, messages: Sequence[Message], kwargs: dict[str, Any]
-    ) -> tuple[str, str, Sequence[Message], dict[str, Any]]:
-        """Start (or reuse) this tier's local server; route the call to it through LiteLLM."""
+    ) -> tuple[str, str, Sequence[Message], dict[str, Any], bool]:
+        """Start (or reuse) this tier's local server; route the call to it through LiteLLM
+        (a required tool call as constrained JSON: the chat templates we ship have no tools)."""
         from ecocascade.models.local.server import RUNTIME_PARAMS, completion_prompt, route_for
+        from ecocascade.models.local.tools import forced_tool_call
 
         runtime = {k: kwargs.pop(k) for k in list(kwargs) if k in RUNTIME_PARAMS}
         route = await asyncio.to_thread(route_for, self.tier.model, runtime)
         kwargs = {**route.defaults, **kwargs}
+        forced = None
         if route.style == "completion":
             messages = [{"role": "user", "content": completion_prompt(messages)}]
-        return route.litellm_model, route.api_base, messages, kwargs
+        else:
+            forced = forced_tool_call(messages, kwargs)
+        if forced is not None:
+            messages, kwargs = forced
+        return route.litellm_model, route.api_base, messages, kwargs, forced is not None
 
-    def _parse(self, response: Any, latency: float) -> Completion:
+    def _parse(self, response: Any, latency: float, *, forced: bool = False) -> Completion:
         choices = getattr(response, "choices", None)
         if not choices:
             raise MalformedResponseError(
@@ -320,6 +338,13 @@ class TierClient:
         message = getattr(choice, "message", None)
         text = getattr(message, "content", None) or ""
         tool_calls = tuple(getattr(message, "tool_calls", None) or ())
+        finish_reason = getattr(choice, "finish_reason", None)
+        if forced and not tool_calls:
+            from ecocascade.models.local.tools import tool_calls_from_text
+
+            written = tool_calls_from_text(text)
+            if written is not None:
+                text, tool_calls, finish_reason = "", tuple(written), "tool_calls"
         usage_obj = getattr(response, "usage", None)
         usage = Usage(
             input_tokens=int(getattr(usage_obj, "prompt_tokens", 0) or 0),
@@ -332,7 +357,7 @@ class TierClient:
             usage=usage,
             cost_usd=_call_cost(self.tier, response, usage),
             latency_s=latency,
-            finish_reason=getattr(choice, "finish_reason", None),
+            finish_reason=finish_reason,
             tool_calls=tool_calls,
             raw=response,
         )

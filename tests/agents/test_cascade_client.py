@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -39,6 +40,7 @@ from ecocascade.agents import (
     WellFormedReply,
 )
 from ecocascade.cache import ResponseCache
+from ecocascade.models.local.tools import tool_calls_from_text
 from ecocascade.testing import FakeLLMServer, Fault, Reply, ToolCall
 from ecocascade.types import ChatRequest, JudgeContext, Verdict
 
@@ -417,6 +419,62 @@ def test_the_example_shows_a_bad_tool_call_escalated_on_the_test_server() -> Non
     assert "calls unknown tool 'weather'" in run.stdout
     assert "Answer: It is sunny and 21 C in Paris." in run.stdout
     assert "3 model calls; the last answered by openai/small" in run.stdout
+
+
+@pytest.mark.slow
+def test_the_example_calls_the_tool_and_answers_from_it_on_the_local_tiers_by_default() -> None:
+    """No flags: SmolLM2 (tool_choice="required") calls get_weather, the agent runs it, and
+    SmolLM2's answer from the result passes the judge."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "tool_assistant.py")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "reason='well-formed tool calls'" in run.stdout
+    answer = next(line for line in run.stdout.splitlines() if line.startswith("Answer: "))
+    assert "21 c" in answer.lower()
+    assert "2 model calls; the last answered by local/smollm2-135m; cost $0.000000" in run.stdout
+
+
+async def test_a_tiers_tool_choice_replaces_auto_and_is_dropped_when_no_tools_are_offered(
+    server: FakeLLMServer,
+) -> None:
+    server.script("small", Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3})]), Reply("5"))
+    tier = Tier("openai/small", api_base=server.api_base, params={"tool_choice": "required"})
+    client = CascadeChatCompletionClient([tier])
+
+    await client.create(QUESTION, tools=[ADD])  # AutoGen's default: tool_choice="auto"
+    await client.create(QUESTION)
+
+    with_tools, without = (r.body for r in server.requests_for("small"))
+    assert with_tools["tool_choice"] == "required"
+    assert "tool_choice" not in without and "tools" not in without
+
+
+@pytest.mark.slow
+async def test_a_local_chat_model_writes_a_required_tool_call_valid_against_the_schema() -> None:
+    """SmolLM2's chat template has no tools: the call is constrained JSON made a tool call."""
+    tier = Tier("local/smollm2-135m", params={"max_tokens": 64, "tool_choice": "required"})
+    client = CascadeChatCompletionClient([tier], judge=WellFormedReply())
+
+    result = await client.create(QUESTION, tools=[ADD])
+
+    assert isinstance(result.content, list) and len(result.content) == 1
+    call = result.content[0]
+    assert call.name == "add" and set(json.loads(call.arguments)) == {"a", "b"}
+    assert result.finish_reason == "function_calls"
+    assert client.last_result is not None and client.last_result.tier == 0
+
+
+def test_a_forced_reply_cut_off_before_its_json_closes_stays_text() -> None:
+    assert tool_calls_from_text('{"name": "add", "arguments": {"a": 2') is None
+    assert tool_calls_from_text("[1, 2]") is None
+    (call,) = tool_calls_from_text('{"name": "add", "arguments": {"a": 2, "b": 3}}') or []
+    assert call["function"] == {"name": "add", "arguments": '{"a": 2, "b": 3}'}
 
 
 def readme_snippet() -> str:
