@@ -165,7 +165,7 @@ class LiteLLMChatCompletionClient(ChatCompletionClient, Component[LiteLLMClientC
             api_base=config.api_base,
             api_key_env=config.api_key_env,
             params=config.params,
-            price=None if config.price is None else Price(**config.price),
+            price=None if config.price is None else _price(config.price),
             retry=RetryPolicy() if config.retry is None else _retry_policy(config.retry),
             timeout_s=config.timeout_s,
             name=config.name,
@@ -402,4 +402,16 @@ def _retry_policy(values: Mapping[str, int | float]) -> RetryPolicy:
         max_retries=int(values.get("max_retries", default.max_retries)),
         base_delay_s=values.get("base_delay_s", default.base_delay_s),
         max_delay_s=values.get("max_delay_s", default.max_delay_s),
+    )
+
+
+def _price(fields: dict[str, float | None]) -> Price:
+    """A component config's price back as a :class:`Price` (a missing rate is a clear error)."""
+    rates = {name: fields.get(name) for name in ("input_per_mtok", "output_per_mtok")}
+    if any(rate is None for rate in rates.values()):
+        raise ConfigError("price needs input_per_mtok and output_per_mtok", where="price")
+    return Price(
+        input_per_mtok=float(fields["input_per_mtok"] or 0.0),
+        output_per_mtok=float(fields["output_per_mtok"] or 0.0),
+        cached_input_per_mtok=fields.get("cached_input_per_mtok"),
     )
