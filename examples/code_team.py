@@ -9,6 +9,12 @@ and comes back as a demonstration for the next similar query, so a cheap tier ca
                                                  # demonstration (its reply is scripted)
     python examples/code_team.py                 # the local tiers (scripts/setup.sh pulls them)
 
+With the local tiers the store starts with one verified neighbour (as `ecocascade solutions
+import` would bring from a strong tier), so the 135M/270M models have a script to imitate. The
+judge checks that the last run exited 0 and printed a number — not that the number is right:
+these tiny models do get the range wrong (a run on 2026-12-03 answered 165 for 1..10, where 385
+is right), so with real tiers add ``LLMJudge`` or a check of your own to the ``AllOf``.
+
 ``--store DIR`` keeps the solution store (default: a temporary one, removed at exit).
 """
 
@@ -23,8 +29,9 @@ from collections.abc import Sequence
 
 import structlog
 
-from ecocascade import Cascade, CascadeResult, SolutionStore, Tier
+from ecocascade import AllOf, Cascade, CascadeResult, RegexJudge, SolutionStore, Tier
 from ecocascade.agents import CodeRunJudge, CodeSolver
+from ecocascade.store.records import SolutionRecord, record_id
 from ecocascade.testing import FakeLLMServer
 
 QUERIES = (
@@ -32,6 +39,17 @@ QUERIES = (
     "What is the sum of the squares of the integers from 1 to 20?",
 )
 LOCAL_TIERS = ("local/smollm2-135m", "local/gemma3-270m")
+SEEDED = SolutionRecord(
+    id=record_id("What is the sum of the squares of the integers from 1 to 5?", "default"),
+    namespace="default",
+    query="What is the sum of the squares of the integers from 1 to 5?",
+    solution="```python\nprint(sum(i ** 2 for i in range(1, 6)))\n```",
+    code="print(sum(i ** 2 for i in range(1, 6)))",
+    model="verified earlier",
+    judge="code-run",
+)
+# the run's output block (CodeSolver's answer) starts with a number
+PRINTED_A_NUMBER = r"Output:\n(`{3,})text\n\s*-?\d[\d.,]*\s*\n\1"
 
 # What the scripted models say, in order. Tier 0 ("cheap") gets the first query wrong: its code
 # raises, it gives up. Tier 1 ("strong") writes working code. On the second query tier 0 has
@@ -69,13 +87,20 @@ async def main(argv: Sequence[str] | None = None) -> int:
                     Tier("openai/strong", api_base=server.api_base, name="strong"),
                 ]
                 return await solve_all(tiers, store)
+        # The tiny local models can't write this script unaided. Like a team that imports
+        # solutions a strong API tier verified earlier (`ecocascade solutions import`), start
+        # the store with one verified neighbour: the cheap tier gets it as a demonstration.
+        await store.record(SEEDED)
+        print(f"store starts with one verified solution: {SEEDED.query!r}")
         return await solve_all([Tier(model) for model in LOCAL_TIERS], store)
 
 
 async def solve_all(tiers: list[Tier], store: SolutionStore) -> int:
     cascade = Cascade(
         tiers,
-        judge=CodeRunJudge(),  # the last run exited 0; AllOf(..., LLMJudge(...)) to check more
+        # the last run exited 0 and printed a number (AllOf(..., LLMJudge(...)) to check more):
+        # a script that runs but prints nothing is not an answer, and is never recorded
+        judge=AllOf(CodeRunJudge(), RegexJudge(PRINTED_A_NUMBER)),
         solver=CodeSolver(max_turns=2, timeout_s=10),
         store=store,
     )

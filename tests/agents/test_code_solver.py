@@ -433,8 +433,8 @@ def test_the_code_team_example_runs_offline_against_the_test_server() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     first, second = done.stdout.split("\nQ: ")[1:]
-    assert "tier 0 cheap: reject (the last run failed: exit code 1)" in first
-    assert "tier 1 strong: accept (the last run exited 0)" in first
+    assert "tier 0 cheap: reject (code-run: the last run failed: exit code 1)" in first
+    assert "tier 1 strong: accept (code-run: the last run exited 0; regex:" in first
     assert "resolved on tier 1; recorded as" in first
     assert "demonstration: 'What is the sum of the squares of the integers from 1 to 10?'" in second
     assert "tier 0 cheap: accept" in second and "tier 1" not in second
