@@ -8,21 +8,27 @@ used: it downloads a model), and searched by cosine similarity within a namespac
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
-import json
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
-from ecocascade.exceptions import ConfigError, SolutionStoreError, format_validation_error
+from ecocascade.exceptions import ConfigError, SolutionStoreError
+from ecocascade.store._chroma_common import (
+    _RETIRED,
+    _ChromaAdapter,
+    _collection,
+    _describe,
+    _from_chroma,
+    _to_metadata,
+)
+from ecocascade.store.admin import _StoreAdmin
 from ecocascade.store.records import SolutionRecord
 from ecocascade.text import MAX_STORED_QUERY_CHARS, mask_secrets, truncate
 from ecocascade.types import Demonstration, Embedder
@@ -33,13 +39,10 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_LOCATION = "solutions_db"
 COLLECTION = "ecocascade-solutions"
-_PAGE = 1000
 _COLLECTION_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,38}[a-zA-Z0-9]")
-# Collections a reindex builds and retires are named <collection><mark>--<namespace part>.
-_BUILDING, _RETIRED = ".reindex-new", ".reindex-old"
 
 
-class SolutionStore:
+class SolutionStore(_StoreAdmin):
     """Verified query → solution pairs, retrievable by similarity.
 
     ``location`` is a directory for the embedded store (``solutions_db/`` by default) or an
@@ -48,6 +51,10 @@ class SolutionStore:
     ``max_query_chars`` does the same for queries. A record stored before these caps (or under
     larger ones) is cut to them when :meth:`search` hands it out as a demonstration
     (:func:`~ecocascade.text.truncate`), so it can never blow up a prompt.
+
+    This module is the runtime side a cascade uses (connect, search, record, mark_used); the
+    administration (list, export/import, prune, stats, reindex) comes from
+    :class:`~ecocascade.store.admin._StoreAdmin`.
     """
 
     def __init__(
@@ -324,8 +331,6 @@ class SolutionStore:
                 collection,
             )
 
-    # -- administration (sync: CLI and scripts) ---------------------------------------------
-
     def _get_from(self, collection: Any, id: str) -> SolutionRecord | None:
         got = self._call(
             "get", lambda c: c.get(ids=[id], include=["metadatas", "documents"]), collection
@@ -333,192 +338,6 @@ class SolutionStore:
         if not got["ids"]:
             return None
         return _from_chroma(got["ids"][0], got["documents"][0], got["metadatas"][0])
-
-    def get(self, id: str) -> SolutionRecord | None:
-        for collection in self._namespaces().values():
-            found = self._get_from(collection, id)
-            if found is not None:
-                return found
-        return None
-
-    def iter_records(
-        self, *, namespace: str | None = None, check_embedder: bool = True
-    ) -> Iterable[SolutionRecord]:
-        collections = self._namespaces(check_embedder=check_embedder)
-        for name, collection in sorted(collections.items()):
-            if namespace is not None and name != namespace:
-                continue
-            offset = 0
-            while True:
-                page = self._call(
-                    "list",
-                    lambda c, o=offset: c.get(
-                        limit=_PAGE, offset=o, include=["metadatas", "documents"]
-                    ),
-                    collection,
-                )
-                for rid, doc, meta in zip(
-                    page["ids"], page["documents"], page["metadatas"], strict=True
-                ):
-                    yield _from_chroma(rid, doc, meta)
-                if len(page["ids"]) < _PAGE:
-                    break
-                offset += _PAGE
-
-    def count(self) -> int:
-        return sum(
-            int(self._call("count", lambda c: c.count(), collection))
-            for collection in self._namespaces().values()
-        )
-
-    def delete(self, ids: Sequence[str]) -> int:
-        deleted = 0
-        for collection in self._namespaces().values():
-            present = self._call("delete", lambda c: c.get(ids=list(ids), include=[]), collection)[
-                "ids"
-            ]
-            if present:
-                self._call("delete", lambda c, p=present: c.delete(ids=p), collection)
-                deleted += len(present)
-        return deleted
-
-    def prune(
-        self,
-        *,
-        older_than_s: float | None = None,
-        unused: bool = False,
-        namespace: str | None = None,
-    ) -> int:
-        """Delete records last updated more than ``older_than_s`` ago and/or never retrieved."""
-        if older_than_s is None and not unused:
-            raise ConfigError("say what to prune: --older-than and/or --unused", where="prune")
-        cutoff = time.time() - older_than_s if older_than_s is not None else None
-        doomed = [
-            r.id
-            for r in self.iter_records(namespace=namespace)
-            if (cutoff is None or r.updated_at < cutoff) and (not unused or r.times_retrieved == 0)
-        ]
-        for start in range(0, len(doomed), _PAGE):
-            self.delete(doomed[start : start + _PAGE])
-        return len(doomed)
-
-    def stats(self) -> dict[str, Any]:
-        namespaces: dict[str, int] = {}
-        retrieved = successes = 0
-        by_model: dict[str, int] = {}
-        for r in self.iter_records():
-            namespaces[r.namespace] = namespaces.get(r.namespace, 0) + 1
-            retrieved += r.times_retrieved
-            successes += r.successes_after_retrieval
-            by_model[r.model or "?"] = by_model.get(r.model or "?", 0) + 1
-        return {
-            "location": self.location,
-            "embedder": self.embedder.name,
-            "records": sum(namespaces.values()),
-            "namespaces": namespaces,
-            "solved_by_model": by_model,
-            "times_retrieved": retrieved,
-            "successes_after_retrieval": successes,
-        }
-
-    def export(self, path: str | Path, *, namespace: str | None = None) -> int:
-        """Write every record as one JSON object per line; returns how many."""
-        n = 0
-        try:
-            out = Path(path).open("w", encoding="utf-8")  # noqa: SIM115 (closed below)
-        except OSError as error:  # a directory, a missing parent, no permission
-            raise ConfigError(f"cannot write: {error.strerror or error}", where=str(path)) from None
-        with out:
-            for record in self.iter_records(namespace=namespace):
-                out.write(record.model_dump_json() + "\n")
-                n += 1
-        return n
-
-    def import_(self, path: str | Path) -> int:
-        """Load an export (JSONL) as-is — ids, counters and times kept — re-embedding queries
-        with this store's embedder. Existing ids are overwritten."""
-        records = list(_read_jsonl(Path(path)))
-        self._write_all(records, lambda namespace: self._open(namespace))
-        return len(records)
-
-    def reindex(self, backup: str | Path | None = None) -> int:
-        """Re-embed every record with this store's embedder (after changing embedding model).
-
-        Atomic per namespace, and all-or-nothing until the swap: every namespace's new
-        collection is built beside the live one (readers never see it) and checked complete;
-        only then is each swapped in (live → ``.old``, new → live, ``.old`` dropped). Killed
-        while building, the old store is untouched and the next reindex starts over; killed
-        between the two renames of a swap, the next opening of the store renames ``.old`` back.
-        A JSONL of every record is written to ``backup`` first (default: a timestamped file in
-        the temp directory); ``import_(backup)`` restores it anywhere.
-        """
-        records = list(self.iter_records(check_embedder=False))
-        backup = Path(
-            backup or Path(tempfile.gettempdir()) / f"solutions-backup-{int(time.time())}.jsonl"
-        )
-        with backup.open("w", encoding="utf-8") as out:
-            out.writelines(r.model_dump_json() + "\n" for r in records)
-        log.info("solutions.reindex_backup", path=str(backup), records=len(records))
-        client = self._client()
-        namespaces = sorted(
-            set(self._namespaces(check_embedder=False)) | {r.namespace for r in records}
-        )
-        try:
-            building = f"{self.collection_name}{_BUILDING}--"
-            for info in client.list_collections():
-                if info.name.startswith(building):  # half-built by a reindex that was killed
-                    client.delete_collection(info.name)
-            built = {
-                namespace: client.create_collection(
-                    self._swap_names(namespace)[1],
-                    embedding_function=_ChromaAdapter(self.embedder),
-                    configuration={"hnsw": {"space": "cosine"}},
-                    metadata={"embedder": self.embedder.name, "namespace": namespace},
-                )
-                for namespace in namespaces
-            }
-        except Exception as error:
-            raise SolutionStoreError(
-                f"reindex: {_describe(error)}", location=self.location
-            ) from error
-        self._write_all(records, built.__getitem__)
-        for namespace, collection in built.items():
-            expected = sum(1 for r in records if r.namespace == namespace)
-            got = int(self._call("reindex", lambda c: c.count(), collection))
-            if got != expected:
-                raise SolutionStoreError(
-                    f"reindex: namespace {namespace!r} rebuilt with {got} of {expected} records;"
-                    " the old collection is kept",
-                    location=self.location,
-                )
-        with self._lock:
-            self._collections.clear()
-        try:
-            existing = {c.name for c in client.list_collections()}
-            for namespace in namespaces:
-                live, building, retired = self._swap_names(namespace)
-                if live in existing:
-                    _collection(client, live).modify(name=retired)
-                _collection(client, building).modify(name=live)
-                if live in existing:
-                    client.delete_collection(retired)
-        except Exception as error:
-            raise SolutionStoreError(
-                f"reindex: {_describe(error)}", location=self.location
-            ) from error
-        log.info("solutions.reindexed", records=len(records), embedder=self.embedder.name)
-        return len(records)
-
-    def _swap_names(self, namespace: str) -> tuple[str, str, str]:
-        """A namespace's live collection, the one a reindex builds, and the one it retires.
-        Only the live name starts with ``<collection>--``, so readers never list the others."""
-        live = self._collection_for(namespace)
-        rest = live.removeprefix(self.collection_name)
-        return (
-            live,
-            f"{self.collection_name}{_BUILDING}{rest}",
-            f"{self.collection_name}{_RETIRED}{rest}",
-        )
 
     def _finish_interrupted_swap(self, client: Any) -> None:
         """A reindex killed mid-swap leaves a retired collection behind: renamed back if its
@@ -532,75 +351,6 @@ class SolutionStore:
             else:
                 _collection(client, retired).modify(name=live)
                 log.warning("solutions.reindex_recovered", collection=live)
-
-    def _write_all(
-        self, records: Sequence[SolutionRecord], collection_for: Any, batch: int = 256
-    ) -> None:
-        by_namespace: dict[str, list[SolutionRecord]] = {}
-        for record in records:
-            by_namespace.setdefault(record.namespace, []).append(record)
-        for namespace, group in by_namespace.items():
-            collection = collection_for(namespace)
-            for start in range(0, len(group), batch):
-                chunk = group[start : start + batch]
-                vectors = _embed_now(self.embedder, [r.query for r in chunk])
-                self._call(
-                    "write",
-                    lambda c, ch=chunk, v=vectors: c.upsert(
-                        ids=[r.id for r in ch],
-                        embeddings=v,
-                        documents=[r.query for r in ch],
-                        metadatas=[_to_metadata(r) for r in ch],
-                    ),
-                    collection,
-                )
-
-
-def _collection(client: Any, name: str) -> Any:
-    """An existing collection by name, for renaming (its vectors always come from us)."""
-    return client.get_collection(name, embedding_function=_ChromaAdapter(None))
-
-
-def _embed_now(embedder: Embedder, texts: list[str]) -> list[list[float]]:
-    """Embed synchronously, from inside a running event loop or not."""
-    embed_sync = getattr(embedder, "embed_sync", None)
-    if callable(embed_sync):
-        return list(embed_sync(texts))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, embedder.embed(texts)).result()
-
-
-def _to_metadata(record: SolutionRecord) -> dict[str, Any]:
-    data = record.model_dump(exclude={"id", "query"})
-    return {key: value for key, value in data.items() if value is not None}  # Chroma: no None
-
-
-def _from_chroma(rid: str, document: str, metadata: dict[str, Any] | None) -> SolutionRecord:
-    meta = dict(metadata or {})
-    known = set(SolutionRecord.model_fields) - {"id", "query"}
-    return SolutionRecord(id=rid, query=document, **{k: v for k, v in meta.items() if k in known})
-
-
-def _read_jsonl(path: Path) -> Iterable[SolutionRecord]:
-    from pydantic import ValidationError
-
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(f"cannot read: {error.strerror or error}", where=str(path)) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            f"not UTF-8 text: {error.reason} at byte {error.start}", where=str(path)
-        ) from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield SolutionRecord.model_validate(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"not JSON: {error.msg}", where=f"{path}:{number}") from None
-        except ValidationError as error:
-            raise ConfigError(format_validation_error(error), where=f"{path}:{number}") from None
 
 
 def _parse_url(location: str) -> tuple[str, int, bool] | None:
@@ -616,58 +366,3 @@ def _parse_url(location: str) -> tuple[str, int, bool] | None:
         parts.port or (443 if parts.scheme == "https" else 8000),
         parts.scheme == "https",
     )
-
-
-def _describe(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text[:300]}"
-
-
-class _ChromaAdapter:
-    """Our embedder, shaped as the Chroma embedding function the collection requires.
-
-    We always pass vectors explicitly; this only exists so Chroma never falls back to its own
-    default (which downloads an ONNX model).
-    """
-
-    def __init__(self, embedder: Embedder | None) -> None:
-        self._embedder = embedder
-
-    def __call__(self, input: Sequence[str]) -> list[list[float]]:
-        if self._embedder is None:
-            raise SolutionStoreError(
-                "this collection's vectors come from ecocascade; open it with SolutionStore",
-                location="chroma",
-            )
-        return _embed_now(self._embedder, list(input))
-
-    def embed_query(self, input: Sequence[str]) -> list[list[float]]:
-        return self(input)
-
-    @staticmethod
-    def name() -> str:
-        return "ecocascade"
-
-    def is_legacy(self) -> bool:
-        return False
-
-    def default_space(self) -> str:
-        return "cosine"
-
-    def supported_spaces(self) -> list[str]:
-        return ["cosine"]
-
-    def get_config(self) -> dict[str, Any]:
-        return {}
-
-    @staticmethod
-    def build_from_config(config: dict[str, Any]) -> _ChromaAdapter:
-        # Chroma rebuilds this from the persisted config when a collection is opened by name;
-        # vectors always come from SolutionStore, so the rebuilt one never embeds.
-        return _ChromaAdapter(None)
-
-    def validate_config(self, config: dict[str, Any]) -> None:
-        return None
-
-    def validate_config_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        return None
