@@ -98,11 +98,34 @@ def bwrap_argv(
     if confine_writes:
         argv += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
         argv += ["--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+        for path in _interpreter_dirs_under(("/tmp", "/dev/shm")):
+            argv += ["--ro-bind", path, path]  # a venv under /tmp stays visible, read-only
         for path in (workdir, *writable):
             argv += ["--bind", path, path]
     else:
         argv += ["--bind", "/", "/", "--proc", "/proc", "--dev", "/dev"]
     return [*argv, "--chdir", workdir, "--"]
+
+
+def _interpreter_dirs_under(private: tuple[str, ...]) -> list[str]:
+    """This interpreter's own directories (venv, install, executable) that lie under a directory
+    the sandbox replaces with an empty one: they are bound back read-only, or the child's
+    ``python`` would not exist (a checkout, and so its ``.venv``, under ``/tmp``)."""
+    candidates = {
+        os.path.realpath(p)
+        for p in (
+            sys.prefix,
+            sys.exec_prefix,
+            sys.base_prefix,
+            os.path.dirname(sys.executable),
+            os.path.dirname(os.path.realpath(sys.executable)),
+        )
+    }
+    inside = [
+        p for p in candidates if any(p == d or p.startswith(d.rstrip("/") + "/") for d in private)
+    ]
+    # a directory already covered by a parent in the list is bound once, with its parent
+    return sorted(p for p in inside if not any(p != q and p.startswith(q + "/") for q in inside))
 
 
 # --- pids cgroup ---------------------------------------------------------------------------------

@@ -641,3 +641,21 @@ async def test_the_temp_dir_never_shows_in_output_so_runs_are_reproducible() -> 
     assert first.stdout == second.stdout == ".\n"
     assert 'File "./main.py", line 3' in first.stderr
     assert first.stderr == second.stderr
+
+
+def test_an_interpreter_under_tmp_stays_visible_read_only_in_bwrap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkout (and so its .venv) under /tmp: bwrap's private /tmp would hide the child's
+    python, so the interpreter's directories there are bound back read-only."""
+    from ecocascade import isolation
+
+    monkeypatch.setattr(sys, "prefix", "/tmp/clone/.venv")
+    monkeypatch.setattr(sys, "exec_prefix", "/tmp/clone/.venv")
+    monkeypatch.setattr(sys, "executable", "/tmp/clone/.venv/bin/python")
+    argv = isolation.bwrap_argv(
+        "bwrap", workdir="/tmp/run", writable=(), network=False, confine_writes=True
+    )
+    bound = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--ro-bind"]
+    assert "/tmp/clone/.venv" in bound
+    assert argv.index("--tmpfs") < argv.index("/tmp/clone/.venv")  # after the tmpfs, not under it
