@@ -39,6 +39,7 @@ from ecocascade.gateway.keys import conversation_key, flight_key
 from ecocascade.gateway.metrics import CONTENT_TYPE, PrometheusSink
 from ecocascade.gateway.records import (
     CacheOutcome,
+    Escalation,
     FeedbackEvent,
     RecordSink,
     RequestRecord,
@@ -579,22 +580,17 @@ class Gateway:
         http_status: int,
         shared: bool,
     ) -> RequestRecord:
-        return RequestRecord(
-            request_id=call.request_id,
-            key_id=call.reservation.key_id if call.reservation else None,
+        return _record(
+            call,
             cascade=cascade,
-            model_requested=call.model_requested,
             tier=answer.tier,
             model=answer.label,
             cache=answer.cache,
             cost_usd=answer.cost_usd,
             saved_usd=answer.saved_usd,
             escalations=answer.escalations,
-            latency_s=time.perf_counter() - call.started,
-            timestamp=call.timestamp,
             status=status,
             http_status=http_status,
-            stream=call.stream,
             shared=shared,
         )
 
@@ -606,22 +602,13 @@ class Gateway:
         http_status: int,
         error: str | None = None,
     ) -> RequestRecord:
-        return RequestRecord(
-            request_id=call.request_id,
-            key_id=call.reservation.key_id if call.reservation else None,
+        return _record(
+            call,
             cascade=cascade,
-            model_requested=call.model_requested,
-            tier=None,
             model=None,
-            cache="miss",
             cost_usd=0.0 if status == "error" else None,
-            saved_usd=None,
-            escalations=(),
-            latency_s=time.perf_counter() - call.started,
-            timestamp=call.timestamp,
             status=status,
             http_status=http_status,
-            stream=call.stream,
             error=error,
         )
 
@@ -633,23 +620,8 @@ class Gateway:
         status: RequestStatus,
         http_status: int,
     ) -> RequestRecord:
-        cache: CacheOutcome = "miss"
-        return RequestRecord(
-            request_id=call.request_id,
-            key_id=call.reservation.key_id if call.reservation else None,
-            cascade=None,
-            model_requested=call.model_requested,
-            tier=None,
-            model=model,
-            cache=cache,
-            cost_usd=cost,
-            saved_usd=None,
-            escalations=(),
-            latency_s=time.perf_counter() - call.started,
-            timestamp=call.timestamp,
-            status=status,
-            http_status=http_status,
-            stream=call.stream,
+        return _record(
+            call, cascade=None, model=model, cost_usd=cost, status=status, http_status=http_status
         )
 
     def _emit(self, record: RequestRecord) -> None:
@@ -956,6 +928,43 @@ def create_app(
 
     defaults.add_routes(app, gateway)  # the savings dashboard
     return app
+
+
+def _record(
+    call: _Call,
+    *,
+    cascade: str | None,
+    model: str | None,
+    cost_usd: float | None,
+    status: RequestStatus,
+    http_status: int,
+    tier: int | None = None,
+    cache: CacheOutcome = "miss",
+    saved_usd: float | None = None,
+    escalations: tuple[Escalation, ...] = (),
+    shared: bool = False,
+    error: str | None = None,
+) -> RequestRecord:
+    """One request's record: what the call itself knows (id, key, timing, stream) and the rest."""
+    return RequestRecord(
+        request_id=call.request_id,
+        key_id=call.reservation.key_id if call.reservation else None,
+        cascade=cascade,
+        model_requested=call.model_requested,
+        tier=tier,
+        model=model,
+        cache=cache,
+        cost_usd=cost_usd,
+        saved_usd=saved_usd,
+        escalations=escalations,
+        latency_s=time.perf_counter() - call.started,
+        timestamp=call.timestamp,
+        status=status,
+        http_status=http_status,
+        stream=call.stream,
+        shared=shared,
+        error=error,
+    )
 
 
 def app_from_env() -> FastAPI:
