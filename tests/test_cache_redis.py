@@ -8,8 +8,6 @@ import inspect
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -27,72 +25,20 @@ from ecocascade.cache.redis_backend import RedisBackend
 from ecocascade.cache.sqlite_backend import SQLiteBackend
 from ecocascade.exceptions import ConfigError
 from ecocascade.testing import FakeLLMServer
+from ecocascade.testing.services import RedisServer
 
 REDIS_SERVER = shutil.which("redis-server")
 
-NO_PERSISTENCE = ("--save", "", "--appendonly", "no", "--daemonize", "no")
 # What a dead or hung Redis may raise: the client's errors, or the OS's.
 UNAVAILABLE = (redis.exceptions.RedisError, ConnectionError, TimeoutError, OSError)
 
 
-class RedisProcess:
-    """A throwaway ``redis-server`` on a free loopback port: no persistence, killable."""
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port: int = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", *NO_PERSISTENCE],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with redis.Redis(port=self.port, socket_timeout=0.2) as client:
-                    if client.ping():
-                        return
-            except redis.exceptions.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        """SIGKILL: the server vanishes without closing anything properly."""
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-    def pause(self) -> None:
-        """SIGSTOP: connections stay open but nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.resume()
-            self.process.terminate()
-            self.process.wait(timeout=5)
-            self.process = None
-
-
 @pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
+def redis_server() -> Iterator[RedisServer]:
     """A fresh redis-server for this test, terminated after it."""
     if REDIS_SERVER is None:  # scripts/setup.sh --test installs it: its absence is a failure
         pytest.fail("redis-server is not installed; run scripts/setup.sh --test")
-    server = RedisProcess()
+    server = RedisServer(REDIS_SERVER)
     server.start()
     try:
         yield server
@@ -101,14 +47,14 @@ def redis_server() -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-def raw(redis_server: RedisProcess) -> Iterator[redis.Redis]:
+def raw(redis_server: RedisServer) -> Iterator[redis.Redis]:
     """A plain synchronous client, to look at (and tamper with) what the backend stored."""
     with redis.Redis.from_url(redis_server.url) as client:
         yield client
 
 
 @pytest.fixture
-async def backend(redis_server: RedisProcess) -> AsyncIterator[RedisBackend]:
+async def backend(redis_server: RedisServer) -> AsyncIterator[RedisBackend]:
     store = RedisBackend(redis_server.url)
     yield store
     await store.close()
@@ -280,7 +226,7 @@ async def test_delete_namespace_leaves_other_namespaces_alone(
 
 
 async def test_delete_everything_spares_other_prefixes_and_keys(
-    redis_server: RedisProcess, backend: RedisBackend, raw: redis.Redis
+    redis_server: RedisServer, backend: RedisBackend, raw: redis.Redis
 ) -> None:
     neighbour = RedisBackend(redis_server.url, prefix="other:cache")
     try:
@@ -403,7 +349,7 @@ WRITER = textwrap.dedent(
 
 
 async def test_concurrent_writers_store_exactly_the_distinct_keys(
-    redis_server: RedisProcess, raw: redis.Redis
+    redis_server: RedisServer, raw: redis.Redis
 ) -> None:
     writers = [
         await asyncio.create_subprocess_exec(
@@ -458,7 +404,7 @@ async def fails_fast(call: Awaitable[object]) -> None:
 
 
 async def test_a_dead_redis_fails_calls_fast_and_a_restarted_one_works_again(
-    redis_server: RedisProcess, backend: RedisBackend
+    redis_server: RedisServer, backend: RedisBackend
 ) -> None:
     await backend.put(entry("k"))
     assert await backend.get("k") is not None
@@ -474,7 +420,7 @@ async def test_a_dead_redis_fails_calls_fast_and_a_restarted_one_works_again(
 
 
 async def test_a_hung_redis_times_out_within_the_socket_timeout(
-    redis_server: RedisProcess, backend: RedisBackend
+    redis_server: RedisServer, backend: RedisBackend
 ) -> None:
     await backend.put(entry("k"))
     redis_server.pause()
@@ -485,7 +431,7 @@ async def test_a_hung_redis_times_out_within_the_socket_timeout(
     assert await backend.get("k") is not None
 
 
-def test_one_backend_serves_successive_event_loops(redis_server: RedisProcess) -> None:
+def test_one_backend_serves_successive_event_loops(redis_server: RedisServer) -> None:
     """As ``run_sync`` does: every call in a fresh ``asyncio.run`` loop, no leaked sockets."""
     backend = RedisBackend(redis_server.url)
     asyncio.run(backend.put(entry("k")))
@@ -503,7 +449,7 @@ def _floats(vector: object) -> list[float]:
 
 
 def test_two_cli_processes_share_answers_through_a_redis_cache(
-    redis_server: RedisProcess, server: FakeLLMServer
+    redis_server: RedisServer, server: FakeLLMServer
 ) -> None:
     """Issue #5's acceptance: the second process's run is a free cache hit served from Redis."""
     server.script("small", "Paris")

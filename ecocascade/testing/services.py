@@ -120,6 +120,12 @@ class RedisServer(_Service):
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
 
+    def stop(self) -> None:
+        """Resume a paused server first (a stopped process ignores SIGTERM), then stop it."""
+        if self.process is not None:
+            self.resume()
+        super().stop()
+
 
 class ChromaServer(_Service):
     """``chroma run`` (from this interpreter's environment) with its data in ``path`` or a temp
