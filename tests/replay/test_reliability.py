@@ -119,7 +119,8 @@ async def test_early_stopping_asks_fewer_references_when_answers_agree(serve: Se
     judge = ReliabilityJudge(model, [replay_tier("c2"), replay_tier("c3")], tau=0.9)
     cascade = Cascade([replay_tier("c1"), replay_tier("strong")], judge)
     with capture_logs() as logs:
-        outcomes = await run_cascade_on(cascade, ds)
+        # one at a time, so the log's verdicts come in the dataset's order
+        outcomes = await run_cascade_on(cascade, ds, concurrency=1)
     verdicts = [e for e in logs if e.get("event") == "judge.verdict" and e.get("tier") == 0]
     assert len(verdicts) == len(ds)
     asked = {"agree": [], "disagree": []}
